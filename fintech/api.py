@@ -1,0 +1,198 @@
+"""What every API of the project shares: problem+json errors, money fields, If-Match, Idempotency-Key."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.http import Http404
+from django.utils import timezone
+from rest_framework import exceptions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from fintech.eventstore import ConcurrencyConflict, PreconditionFailed
+from fintech.models import IdempotencyRecord
+from fintech.money import Money, MoneyError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+# errors ---------------------------------------------------------------------------------------------------
+class IdempotencyKeyReused(Exception):
+    code = "idempotency_key_reused"
+
+
+_PROBLEMS: dict[type[Exception], tuple[int, str]] = {
+    ConcurrencyConflict: (status.HTTP_409_CONFLICT, "concurrency_conflict"),
+    PreconditionFailed: (status.HTTP_412_PRECONDITION_FAILED, PreconditionFailed.code),
+    IdempotencyKeyReused: (status.HTTP_422_UNPROCESSABLE_ENTITY, IdempotencyKeyReused.code),
+    MoneyError: (status.HTTP_400_BAD_REQUEST, "invalid_money"),
+}
+
+_DRF_CODES = {
+    exceptions.ValidationError: "validation_error",
+    exceptions.ParseError: "parse_error",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.Throttled: "throttled",
+}
+
+
+def register_problem(exception_class: type[Exception], http_status: int, code: str | None = None) -> None:
+    """Map a domain exception to an HTTP status; its stable code is `code` or the class's `code`."""
+    _PROBLEMS[exception_class] = (http_status, code or exception_class.code)
+
+
+def problem(http_status: int, code: str, detail: str, **extra) -> Response:
+    body = {
+        "type": f"urn:fintech:problem:{code}",
+        "title": code.replace("_", " ").capitalize(),
+        "status": http_status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+    return Response(body, status=http_status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def problem_exception_handler(exc, context):
+    """The one place exceptions become HTTP answers: application/problem+json with a stable `code`."""
+    for cls in type(exc).__mro__:
+        if cls in _PROBLEMS:
+            http_status, code = _PROBLEMS[cls]
+            return problem(http_status, code, str(exc))
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    if isinstance(exc, exceptions.ValidationError):
+        result = problem(response.status_code, code, "the request is not valid", errors=response.data)
+    else:
+        result = problem(response.status_code, code, str(getattr(exc, "detail", exc)))
+    for header in ("WWW-Authenticate", "Retry-After", "Allow"):
+        if header in response:
+            result[header] = response[header]
+    return result
+
+
+# money ----------------------------------------------------------------------------------------------------
+class MoneyField(serializers.Field):
+    """`{"amount": <int minor units>, "currency": "JPY"}`; floats, strings, NaN and unknown currencies fail."""
+
+    default_error_messages = {"invalid": "{message}"}
+
+    def to_internal_value(self, data) -> Money:
+        try:
+            return Money.from_json(data)
+        except MoneyError as error:
+            self.fail("invalid", message=str(error))
+
+    def to_representation(self, value: Money) -> dict:
+        return value.to_json()
+
+
+# If-Match / ETag ------------------------------------------------------------------------------------------
+_ETAG = re.compile(r'^(?:W/)?"?(\d{1,10})"?$')
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def expected_version_from(request) -> int | None:
+    """The version an If-Match header pins, None when absent or `*`."""
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    match = _ETAG.match(header.strip())
+    if not match:
+        raise exceptions.ValidationError({"If-Match": ['must be an ETag such as "3"']})
+    return int(match.group(1))
+
+
+# Idempotency-Key ------------------------------------------------------------------------------------------
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_REPLAYED_HEADERS = ("ETag", "Location")
+
+
+def _stored(response: Response) -> bool:
+    # Outcomes worth replaying; a conflict, a failed precondition or a server error may go otherwise next time.
+    return response.status_code < 500 and response.status_code not in (409, 412, 429)
+
+
+def _fingerprint(request) -> str:
+    payload = json.dumps([request.method, request.path, request.data], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _claim(*, owner_id: int, key: str, fingerprint: str) -> IdempotencyRecord | None:
+    """Insert this key's row, or return the existing one. A concurrent holder makes us wait for its outcome."""
+    expired = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    IdempotencyRecord.objects.filter(owner_id=owner_id, key=key, created_at__lt=expired).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO fintech_idempotency (owner_id, key, fingerprint, response_headers, created_at) "
+            "VALUES (%s, %s, %s, '{}', now()) ON CONFLICT (owner_id, key) DO NOTHING RETURNING id",
+            [owner_id, key, fingerprint],
+        )
+        if cursor.fetchone():
+            return None
+    return IdempotencyRecord.objects.get(owner_id=owner_id, key=key)
+
+
+def idempotent(view_method):
+    """Honour `Idempotency-Key` on a POST: the first response is stored in the command's own transaction, so
+    the effect and its record commit together; the same key and body replays it, another body gets 422."""
+
+    @functools.wraps(view_method)
+    def wrapper(self, request, *args, **kwargs):
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return view_method(self, request, *args, **kwargs)
+        if not _KEY.match(key):
+            raise exceptions.ValidationError({"Idempotency-Key": ["must be 1 to 255 printable ASCII characters"]})
+        fingerprint = _fingerprint(request)
+        with transaction.atomic():
+            existing = _claim(owner_id=request.user.pk, key=key, fingerprint=fingerprint)
+            if existing is not None:
+                if existing.fingerprint != fingerprint:
+                    raise IdempotencyKeyReused("this Idempotency-Key was used with another request")
+                headers = {**existing.response_headers, "Idempotent-Replayed": "true"}
+                content_type = headers.pop("Content-Type", None)
+                return Response(
+                    existing.response_body,
+                    status=existing.response_status,
+                    headers=headers,
+                    content_type=content_type,
+                )
+            try:
+                response = view_method(self, request, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - turned into the response DRF would send, or re-raised
+                response = self.handle_exception(exc)
+            if _stored(response):
+                headers = {name: response[name] for name in _REPLAYED_HEADERS if name in response}
+                if response.content_type == PROBLEM_CONTENT_TYPE:
+                    headers["Content-Type"] = PROBLEM_CONTENT_TYPE
+                IdempotencyRecord.objects.filter(owner_id=request.user.pk, key=key).update(
+                    response_status=response.status_code,
+                    response_body=response.data,
+                    response_headers=headers,
+                )
+            else:
+                transaction.set_rollback(True)
+            return response
+
+    return wrapper

@@ -1,0 +1,283 @@
+"""The event store: append with per-stream optimistic concurrency, load a stream, read the global log.
+
+- `append` advances the stream's row in `fintech_stream` with a compare-and-set in the same transaction as
+  the event inserts; a stale expected version raises ConcurrencyConflict and writes nothing.
+- `read_all` is gap-safe: it returns only events of transactions older than every transaction still running
+  (`pg_snapshot_xmin`), ordered by (transaction id, position), which is also the checkpoint. An event that
+  commits late can therefore never be stepped over.
+- After commit, the appended events go to the subscribers registered with `subscribe` (projections wake
+  their Celery task there).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from django.db import connection, transaction
+
+from fintech.events import DomainEvent, decode_event
+
+logger = logging.getLogger(__name__)
+
+
+class ConcurrencyConflict(Exception):
+    """The stream moved since the caller read it; nothing was written."""
+
+    def __init__(self, stream_id: uuid.UUID, expected_version: int) -> None:
+        super().__init__(f"stream {stream_id} is no longer at version {expected_version}")
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+
+
+class PreconditionFailed(Exception):
+    """The caller pinned a version (If-Match) that the stream is no longer at; nothing was written."""
+
+    code = "precondition_failed"
+
+
+class Checkpoint(NamedTuple):
+    """A place in the global log: (transaction id, position), the order read_all returns events in."""
+
+    transaction_id: int = 0
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    event_id: uuid.UUID
+    stream_id: uuid.UUID
+    aggregate_type: str
+    version: int
+    event: DomainEvent
+    metadata: dict[str, Any]
+    occurred_at: dt.datetime
+    created_at: dt.datetime | None = None
+    checkpoint: Checkpoint = field(default_factory=Checkpoint)
+
+    @property
+    def event_type(self) -> str:
+        return self.event.event_type
+
+
+# Metadata of the command being handled (trace, correlation, causation, actor), set by the API layer and
+# management commands, merged into every event appended while it is set.
+_command_metadata: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "command_metadata", default=None
+)
+
+
+@contextmanager
+def command_metadata(**values: Any) -> Iterator[dict[str, Any]]:
+    """Attach trace/correlation/causation ids and the actor to the events appended inside the block."""
+    merged = {**(_command_metadata.get() or {}), **{k: v for k, v in values.items() if v is not None}}
+    token = _command_metadata.set(merged)
+    try:
+        yield merged
+    finally:
+        _command_metadata.reset(token)
+
+
+_subscribers: list[Callable[[list[RecordedEvent]], None]] = []
+
+
+def subscribe(callback: Callable[[list[RecordedEvent]], None]) -> Callable[[list[RecordedEvent]], None]:
+    """Call `callback(events)` after each commit that appended events. Usable as a decorator."""
+    if callback not in _subscribers:
+        _subscribers.append(callback)
+    return callback
+
+
+def unsubscribe(callback: Callable[[list[RecordedEvent]], None]) -> None:
+    if callback in _subscribers:
+        _subscribers.remove(callback)
+
+
+def _publish(events: list[RecordedEvent]) -> None:
+    for callback in list(_subscribers):
+        try:
+            callback(events)
+        except Exception:
+            # A subscriber is a wake-up, never the truth: the periodic catch-up reads what it missed.
+            logger.exception("event subscriber %r failed", callback)
+
+
+_INSERT_COLUMNS = (
+    "event_id, aggregate_id, aggregate_type, event_type, event_version, event_data, metadata, version, occurred_at"
+)
+
+
+def append(
+    stream_id: uuid.UUID,
+    events: Sequence[DomainEvent],
+    expected_version: int,
+    *,
+    aggregate_type: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> list[RecordedEvent]:
+    """Append `events` to a stream that must be at `expected_version` (0: a new stream).
+
+    Raises ConcurrencyConflict, writing nothing, when the stream is elsewhere. Joins the caller's
+    transaction if there is one; subscribers hear of the events once it commits.
+    """
+    if not events:
+        return []
+    if expected_version < 0:
+        raise ValueError("expected_version must be >= 0")
+    aggregate_type = aggregate_type or events[0].aggregate_type
+    if not aggregate_type:
+        raise ValueError("events need an aggregate type")
+    new_version = expected_version + len(events)
+    meta = {**(_command_metadata.get() or {}), **(metadata or {})}
+    meta_json = json.dumps(meta, sort_keys=True)
+
+    rows, params = [], []
+    recorded = []
+    for offset, event in enumerate(events, start=1):
+        event_id = uuid.uuid4()
+        rows.append("(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)")
+        params += [
+            event_id,
+            stream_id,
+            aggregate_type,
+            event.event_type,
+            event.event_version,
+            json.dumps(event.to_data(), sort_keys=True),
+            meta_json,
+            expected_version + offset,
+            event.occurred_at,
+        ]
+        recorded.append((event_id, expected_version + offset, event))
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        if expected_version == 0:
+            cursor.execute(
+                "INSERT INTO fintech_stream (stream_id, aggregate_type, version) VALUES (%s, %s, %s) "
+                "ON CONFLICT (stream_id) DO NOTHING",
+                [stream_id, aggregate_type, new_version],
+            )
+        else:
+            cursor.execute(
+                "UPDATE fintech_stream SET version = %s, updated_at = now() WHERE stream_id = %s AND version = %s",
+                [new_version, stream_id, expected_version],
+            )
+        if cursor.rowcount != 1:
+            raise ConcurrencyConflict(stream_id, expected_version)
+        # Only placeholders are joined into the statement; every value is a parameter.
+        cursor.execute(
+            f"INSERT INTO fintech_event ({_INSERT_COLUMNS}) VALUES {', '.join(rows)} "  # noqa: S608
+            "RETURNING position, transaction_id::text::bigint, created_at",
+            params,
+        )
+        returned = cursor.fetchall()
+
+    result = [
+        RecordedEvent(
+            event_id=event_id,
+            stream_id=stream_id,
+            aggregate_type=aggregate_type,
+            version=version,
+            event=event,
+            metadata=meta,
+            occurred_at=event.occurred_at,
+            created_at=created_at,
+            checkpoint=Checkpoint(transaction_id, position),
+        )
+        for (event_id, version, event), (position, transaction_id, created_at) in zip(recorded, returned, strict=True)
+    ]
+    transaction.on_commit(lambda: _publish(result), robust=True)
+    return result
+
+
+_SELECT = (
+    "SELECT event_id, aggregate_id, aggregate_type, event_type, event_version, event_data, metadata, version, "
+    "occurred_at, created_at, transaction_id::text::bigint, position FROM fintech_event"
+)
+
+
+def _decode_row(row: tuple) -> RecordedEvent:
+    (
+        event_id,
+        stream_id,
+        aggregate_type,
+        event_type,
+        event_version,
+        data,
+        metadata,
+        version,
+        occurred_at,
+        created_at,
+        transaction_id,
+        position,
+    ) = row
+    return RecordedEvent(
+        event_id=event_id,
+        stream_id=stream_id,
+        aggregate_type=aggregate_type,
+        version=version,
+        event=decode_event(event_type, event_version, _json(data), occurred_at=occurred_at),
+        metadata=_json(metadata),
+        occurred_at=occurred_at,
+        created_at=created_at,
+        checkpoint=Checkpoint(transaction_id, position),
+    )
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def load(stream_id: uuid.UUID, *, after_version: int = 0) -> list[RecordedEvent]:
+    """The events of one stream in version order (empty for an unknown stream)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{_SELECT} WHERE aggregate_id = %s AND version > %s ORDER BY version", [stream_id, after_version]
+        )
+        return [_decode_row(row) for row in cursor.fetchall()]
+
+
+def stream_version(stream_id: uuid.UUID) -> int | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version FROM fintech_stream WHERE stream_id = %s", [stream_id])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+_START = Checkpoint()
+
+
+def read_all(*, after: Checkpoint | tuple[int, int] = _START, limit: int = 500) -> list[RecordedEvent]:
+    """Committed events after a checkpoint, in (transaction id, position) order, never skipping a late commit.
+
+    Events of transactions that may still be running (at or above the oldest running transaction id) are held
+    back until every older transaction has finished, so the checkpoint of the last event returned is safe to
+    store.
+    """
+    after = Checkpoint(*after)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{_SELECT} WHERE (transaction_id, position) > (%s::text::xid8, %s) "
+            "AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY transaction_id, position LIMIT %s",
+            [after.transaction_id, after.position, limit],
+        )
+        return [_decode_row(row) for row in cursor.fetchall()]
+
+
+def head() -> Checkpoint:
+    """The checkpoint of the newest event read_all can return now."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT transaction_id::text::bigint, position FROM fintech_event "
+            "WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY transaction_id DESC, position DESC LIMIT 1"
+        )
+        row = cursor.fetchone()
+    return Checkpoint(*row) if row else Checkpoint()

@@ -1,0 +1,34 @@
+import re
+import uuid
+
+from fintech.eventstore import command_metadata
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _header_id(request, name: str) -> str | None:
+    value = request.headers.get(name, "")
+    return value if _SAFE_ID.match(value) else None
+
+
+class CommandMetadataMiddleware:
+    """Gives every event appended while serving a request its trace, correlation and causation ids.
+
+    The trace id comes from a W3C `traceparent` header when there is one; the correlation id from
+    `X-Correlation-ID` (echoed back); the causation id is this request's own id.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        match = _TRACEPARENT.match(request.headers.get("traceparent", ""))
+        request_id = _header_id(request, "X-Request-ID") or str(uuid.uuid4())
+        trace_id = match.group(1) if match else request_id
+        correlation_id = _header_id(request, "X-Correlation-ID") or trace_id
+        with command_metadata(trace_id=trace_id, correlation_id=correlation_id, causation_id=request_id):
+            response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        response["X-Correlation-ID"] = correlation_id
+        return response

@@ -1,0 +1,164 @@
+"""Thin DRF views of the payment commands: parse, call a service, render. One view per operation."""
+
+import uuid
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.selectors import merchant_id_for_user
+from fintech.api import MoneyField, etag, expected_version_from, idempotent, register_problem
+from payments import services
+from payments.domain import InvalidAmount, InvalidTransition, PaymentError
+from payments.gateway import AcquirerUnavailable
+from payments.selectors import payment_event_list
+from payments.serializers import EventOutputSerializer, PaymentOutputSerializer
+
+register_problem(InvalidTransition, status.HTTP_409_CONFLICT)
+register_problem(InvalidAmount, status.HTTP_400_BAD_REQUEST)
+register_problem(services.UnknownPaymentMethod, status.HTTP_400_BAD_REQUEST)
+register_problem(services.PaymentNotFound, status.HTTP_404_NOT_FOUND)
+register_problem(AcquirerUnavailable, status.HTTP_502_BAD_GATEWAY)
+register_problem(PaymentError, status.HTTP_400_BAD_REQUEST)
+
+
+class MerchantApi(APIView):
+    """A view acting for the caller's merchant; a user who acts for none is refused."""
+
+    def merchant_id(self) -> str:
+        merchant_id = merchant_id_for_user(user=self.request.user)
+        if merchant_id is None:
+            raise PermissionDenied("this user does not act for a merchant")
+        return merchant_id
+
+    def payment_id(self) -> uuid.UUID:
+        try:
+            return uuid.UUID(self.kwargs["payment_id"])
+        except ValueError:
+            raise NotFound("no such payment") from None
+
+    def actor(self) -> str:
+        return f"user:{self.request.user.pk}"
+
+    def payment_response(self, payment, http_status=status.HTTP_200_OK) -> Response:
+        return Response(
+            PaymentOutputSerializer(payment).data, status=http_status, headers={"ETag": etag(payment.version)}
+        )
+
+
+class PaymentCreateApi(MerchantApi):
+    class InputSerializer(serializers.Serializer):
+        class PaymentMethodSerializer(serializers.Serializer):
+            token = serializers.CharField(max_length=80)
+
+        amount = MoneyField()
+        payment_method = PaymentMethodSerializer()
+        description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+    @extend_schema(request=InputSerializer, responses={201: PaymentOutputSerializer})
+    @idempotent
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        payment = services.payment_initiate(
+            merchant_id=self.merchant_id(),
+            amount=data["amount"],
+            payment_method_token=data["payment_method"]["token"],
+            description=data["description"],
+            actor=self.actor(),
+        )
+        response = self.payment_response(payment, status.HTTP_201_CREATED)
+        response["Location"] = f"/api/v1/payments/{payment.id}"
+        return response
+
+
+class PaymentAuthorizeApi(MerchantApi):
+    class InputSerializer(serializers.Serializer):
+        pass
+
+    @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
+    @idempotent
+    def post(self, request, **kwargs):
+        self.InputSerializer(data=request.data).is_valid(raise_exception=True)
+        payment = services.payment_authorize(
+            payment_id=self.payment_id(),
+            merchant_id=self.merchant_id(),
+            expected_version=expected_version_from(request),
+            actor=self.actor(),
+        )
+        return self.payment_response(payment)
+
+
+class PaymentCaptureApi(MerchantApi):
+    class InputSerializer(serializers.Serializer):
+        amount = MoneyField(required=False)
+
+    @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
+    @idempotent
+    def post(self, request, **kwargs):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        payment = services.payment_capture(
+            payment_id=self.payment_id(),
+            amount=serializer.validated_data.get("amount"),
+            merchant_id=self.merchant_id(),
+            expected_version=expected_version_from(request),
+            actor=self.actor(),
+        )
+        return self.payment_response(payment)
+
+
+class PaymentRefundApi(MerchantApi):
+    class InputSerializer(serializers.Serializer):
+        amount = MoneyField()
+        reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+    @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
+    @idempotent
+    def post(self, request, **kwargs):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        payment = services.payment_refund(
+            payment_id=self.payment_id(),
+            amount=serializer.validated_data["amount"],
+            reason=serializer.validated_data["reason"],
+            merchant_id=self.merchant_id(),
+            expected_version=expected_version_from(request),
+            actor=self.actor(),
+        )
+        return self.payment_response(payment)
+
+
+class PaymentCancelApi(MerchantApi):
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+    @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
+    @idempotent
+    def post(self, request, **kwargs):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        payment = services.payment_cancel(
+            payment_id=self.payment_id(),
+            reason=serializer.validated_data["reason"],
+            merchant_id=self.merchant_id(),
+            expected_version=expected_version_from(request),
+            actor=self.actor(),
+        )
+        return self.payment_response(payment)
+
+
+class PaymentEventListApi(MerchantApi):
+    class OutputSerializer(serializers.Serializer):
+        results = EventOutputSerializer(many=True)
+
+    @extend_schema(responses={200: OutputSerializer})
+    def get(self, request, **kwargs):
+        events = payment_event_list(payment_id=self.payment_id(), merchant_id=self.merchant_id())
+        return Response(
+            {"results": EventOutputSerializer(events, many=True).data},
+            headers={"ETag": etag(events[-1].version)},
+        )
