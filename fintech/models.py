@@ -29,7 +29,6 @@ class Stream(models.Model):
 class Event(models.Model):
     event_id = models.UUIDField(primary_key=True)
     position = models.BigIntegerField(editable=False)
-    transaction_id = models.BigIntegerField(editable=False)
     aggregate_id = models.UUIDField()
     aggregate_type = models.CharField(max_length=64)
     event_type = models.CharField(max_length=128)

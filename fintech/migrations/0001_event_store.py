@@ -92,7 +92,6 @@ class Migration(migrations.Migration):
             fields=[
                 ("event_id", models.UUIDField(primary_key=True, serialize=False)),
                 ("position", models.BigIntegerField(editable=False)),
-                ("transaction_id", models.BigIntegerField(editable=False)),
                 ("aggregate_id", models.UUIDField()),
                 ("aggregate_type", models.CharField(max_length=64)),
                 ("event_type", models.CharField(max_length=128)),

@@ -1,0 +1,77 @@
+import json
+import uuid
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from fintech.models import Event
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Immutable data: staff with the view permission can look, nobody can add, change or delete."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        return {}
+
+
+def search_uuid(queryset, field: str, term: str):
+    """Exact lookup of a UUID field when the term is one; None otherwise."""
+    try:
+        return queryset.filter(**{field: uuid.UUID(term.strip())})
+    except ValueError:
+        return None
+
+
+def pretty_json(value) -> str:
+    return format_html("<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ("occurred_at", "event_type", "aggregate_type", "aggregate_id", "version", "actor")
+    list_filter = ("aggregate_type", "event_type", "occurred_at")
+    date_hierarchy = "occurred_at"
+    search_fields = ("event_type", "event_data__merchant_id")
+    search_help_text = "An aggregate or event id, an event type, or a merchant id."
+    ordering = ("-occurred_at",)
+    fields = (
+        "event_id",
+        "aggregate_type",
+        "aggregate_id",
+        "version",
+        "event_type",
+        "event_version",
+        "occurred_at",
+        "created_at",
+        "data",
+        "meta",
+    )
+    readonly_fields = fields
+    show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        by_id = search_uuid(queryset, "aggregate_id", search_term)
+        if by_id is not None:
+            return by_id | search_uuid(queryset, "event_id", search_term), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="actor")
+    def actor(self, event: Event) -> str:
+        return event.metadata.get("actor", "")
+
+    @admin.display(description="event data")
+    def data(self, event: Event) -> str:
+        return pretty_json(event.event_data)
+
+    @admin.display(description="metadata")
+    def meta(self, event: Event) -> str:
+        return pretty_json(event.metadata)

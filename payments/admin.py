@@ -1,0 +1,89 @@
+from django.contrib import admin
+from django.db.models import Exists, F, OuterRef, Subquery
+from django.db.models.fields.json import KT
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from fintech.admin import ReadOnlyAdmin, pretty_json, search_uuid
+from fintech.models import Event
+from payments.domain import AGGREGATE_TYPE, PaymentEvent
+from payments.models import PaymentStream
+
+PAYMENT_EVENT_TYPES = sorted(cls.event_type for cls in PaymentEvent.__subclasses__())
+
+
+def _initiated(value) -> Subquery:
+    """A value of the payment's first event (PaymentInitiated), which names its merchant and amount."""
+    first = Event.objects.filter(aggregate_id=OuterRef("stream_id"), version=1)
+    return Subquery(first.annotate(value=value).values("value")[:1])
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    title = "has event"
+    parameter_name = "event_type"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in PAYMENT_EVENT_TYPES]
+
+    def queryset(self, request, queryset):
+        if self.value() not in PAYMENT_EVENT_TYPES:
+            return queryset
+        return queryset.filter(
+            Exists(Event.objects.filter(aggregate_id=OuterRef("stream_id"), event_type=self.value()))
+        )
+
+
+@admin.register(PaymentStream)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = ("stream_id", "merchant", "amount", "version", "created_at", "updated_at")
+    date_hierarchy = "created_at"
+    list_filter = (EventTypeFilter, "created_at")
+    search_fields = ("=merchant_id",)
+    search_help_text = "A payment id or a merchant id."
+    ordering = ("-created_at",)
+    fields = ("stream_id", "merchant", "amount", "version", "created_at", "updated_at", "history")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .filter(aggregate_type=AGGREGATE_TYPE)
+            .annotate(
+                merchant_id=_initiated(KT("event_data__merchant_id")), amount_json=_initiated(F("event_data__amount"))
+            )
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        by_id = search_uuid(queryset, "stream_id", search_term)
+        if by_id is not None:
+            return by_id, False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="merchant", ordering="merchant_id")
+    def merchant(self, payment) -> str:
+        return payment.merchant_id
+
+    @admin.display(description="amount")
+    def amount(self, payment) -> str:
+        money = payment.amount_json or {}
+        return f"{money.get('amount')} {money.get('currency')} (minor units)" if money else ""
+
+    @admin.display(description="events")
+    def history(self, payment) -> str:
+        events = Event.objects.filter(aggregate_id=payment.stream_id).order_by("version")
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    e.version,
+                    reverse("admin:fintech_event_change", args=[e.event_id]),
+                    e.event_type,
+                    e.occurred_at,
+                    pretty_json(e.event_data),
+                )
+                for e in events
+            ),
+        )
+        return format_html("<table><tr><th>v</th><th>event</th><th>occurred</th><th>data</th></tr>{}</table>", rows)
