@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.http import Http404
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -89,6 +90,17 @@ def problem_exception_handler(exc, context):
 
 
 # money ----------------------------------------------------------------------------------------------------
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            "amount": {"type": "integer", "description": "minor units of the currency (JPY 0, USD 2, KWD 3 digits)"},
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
+        },
+        "required": ["amount", "currency"],
+        "example": {"amount": 5000, "currency": "JPY"},
+    }
+)
 class MoneyField(serializers.Field):
     """`{"amount": <int minor units>, "currency": "JPY"}`; floats, strings, NaN and unknown currencies fail."""
 
@@ -196,3 +208,8 @@ def idempotent(view_method):
             return response
 
     return wrapper
+
+
+def drop_slashed_twins(endpoints):
+    """drf-spectacular preprocessing hook: document each API path once, without its trailing-slash twin."""
+    return [endpoint for endpoint in endpoints if not endpoint[0].endswith("/")]

@@ -157,6 +157,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Event-sourced payments. Money is {amount: <int minor units>, currency: <ISO 4217>}.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["fintech.api.drop_slashed_twins"],
 }
 
 # The acquirer the payments app authorises through; the simulator is the sandbox.

@@ -50,7 +50,13 @@ class MerchantApi(APIView):
 
 class PaymentCreateApi(MerchantApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PaymentCreateInput"
+
         class PaymentMethodSerializer(serializers.Serializer):
+            class Meta:
+                ref_name = "PaymentMethodInput"
+
             token = serializers.CharField(max_length=80)
 
         amount = MoneyField()
@@ -77,7 +83,8 @@ class PaymentCreateApi(MerchantApi):
 
 class PaymentAuthorizeApi(MerchantApi):
     class InputSerializer(serializers.Serializer):
-        pass
+        class Meta:
+            ref_name = "PaymentAuthorizeInput"
 
     @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
     @idempotent
@@ -94,6 +101,9 @@ class PaymentAuthorizeApi(MerchantApi):
 
 class PaymentCaptureApi(MerchantApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PaymentCaptureInput"
+
         amount = MoneyField(required=False)
 
     @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
@@ -113,6 +123,9 @@ class PaymentCaptureApi(MerchantApi):
 
 class PaymentRefundApi(MerchantApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PaymentRefundInput"
+
         amount = MoneyField()
         reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
@@ -134,6 +147,9 @@ class PaymentRefundApi(MerchantApi):
 
 class PaymentCancelApi(MerchantApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PaymentCancelInput"
+
         reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
     @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
@@ -153,6 +169,9 @@ class PaymentCancelApi(MerchantApi):
 
 class PaymentEventListApi(MerchantApi):
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PaymentEventListOutput"
+
         results = EventOutputSerializer(many=True)
 
     @extend_schema(responses={200: OutputSerializer})

@@ -1,3 +1,5 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from fintech.api import MoneyField
@@ -35,5 +37,6 @@ class EventOutputSerializer(serializers.Serializer):
     data = serializers.SerializerMethodField()
     metadata = serializers.JSONField()
 
+    @extend_schema_field(OpenApiTypes.OBJECT)
     def get_data(self, recorded) -> dict:
         return recorded.event.to_data()
