@@ -150,19 +150,21 @@ def _fingerprint(request) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _claim(*, owner_id: int, key: str, fingerprint: str) -> IdempotencyRecord | None:
-    """Insert this key's row, or return the existing one. A concurrent holder makes us wait for its outcome."""
-    expired = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
-    IdempotencyRecord.objects.filter(owner_id=owner_id, key=key, created_at__lt=expired).delete()
+def _lookup(*, owner_id: int, key: str) -> IdempotencyRecord | None:
+    """The stored outcome of this key, taking the key's lock first: a concurrent request with the same key
+    waits here until the first one has committed its outcome, then replays it.
+
+    An advisory lock rather than a placeholder row, so that the transaction gets no transaction id until the
+    command itself writes: an authorization waiting on the acquirer must not hold the projections back.
+    """
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO fintech_idempotency (owner_id, key, fingerprint, response_headers, created_at) "
-            "VALUES (%s, %s, %s, '{}', now()) ON CONFLICT (owner_id, key) DO NOTHING RETURNING id",
-            [owner_id, key, fingerprint],
-        )
-        if cursor.fetchone():
-            return None
-    return IdempotencyRecord.objects.get(owner_id=owner_id, key=key)
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"idempotency:{owner_id}:{key}"])
+    expired = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    record = IdempotencyRecord.objects.filter(owner_id=owner_id, key=key).first()
+    if record is not None and record.created_at < expired:
+        record.delete()
+        return None
+    return record
 
 
 def idempotent(view_method):
@@ -178,7 +180,7 @@ def idempotent(view_method):
             raise exceptions.ValidationError({"Idempotency-Key": ["must be 1 to 255 printable ASCII characters"]})
         fingerprint = _fingerprint(request)
         with transaction.atomic():
-            existing = _claim(owner_id=request.user.pk, key=key, fingerprint=fingerprint)
+            existing = _lookup(owner_id=request.user.pk, key=key)
             if existing is not None:
                 if existing.fingerprint != fingerprint:
                     raise IdempotencyKeyReused("this Idempotency-Key was used with another request")
@@ -198,7 +200,10 @@ def idempotent(view_method):
                 headers = {name: response[name] for name in _REPLAYED_HEADERS if name in response}
                 if response.content_type == PROBLEM_CONTENT_TYPE:
                     headers["Content-Type"] = PROBLEM_CONTENT_TYPE
-                IdempotencyRecord.objects.filter(owner_id=request.user.pk, key=key).update(
+                IdempotencyRecord.objects.create(
+                    owner_id=request.user.pk,
+                    key=key,
+                    fingerprint=fingerprint,
                     response_status=response.status_code,
                     response_body=response.data,
                     response_headers=headers,

@@ -82,7 +82,7 @@ class Money:
             raise MoneyError('money must be an object {"amount": <int>, "currency": "<ISO 4217>"}')
         extra = set(value) - {"amount", "currency"}
         if extra:
-            raise MoneyError(f"unexpected money fields: {', '.join(sorted(map(str, extra)))}")
+            raise MoneyError(f"unexpected money fields: {', '.join(sorted(map(repr, extra)))}")
         if "amount" not in value or "currency" not in value:
             raise MoneyError("money needs both amount and currency")
         return cls(value["amount"], value["currency"])

@@ -1,0 +1,78 @@
+"""Fixtures of the payments tests: payments built through the services, and a helper running code in threads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+
+from payments import services
+from payments.domain import AUTHORIZED, CANCELLED, CAPTURED, FAILED, INITIATED, PARTIALLY_REFUNDED, REFUNDED
+from tests.payments.helpers import ACTOR, MERCHANT, jpy
+
+
+@pytest.fixture
+def make_payment(db) -> Callable[..., object]:
+    """Build a payment in the given status through the services (1000 JPY unless told; failed ones 2500)."""
+
+    def make(status: str = INITIATED, *, amount: int | None = None, merchant_id: str = MERCHANT):
+        # The simulator declines 2000-2999 minor units and approves ordinary amounts.
+        amount = amount if amount is not None else (2500 if status == FAILED else 1000)
+        payment = services.payment_initiate(
+            merchant_id=merchant_id,
+            amount=jpy(amount),
+            payment_method_token="tok_visa",
+            description="order 42",
+            actor=ACTOR,
+        )
+        if status == INITIATED:
+            return payment
+        if status == CANCELLED:
+            return services.payment_cancel(payment_id=payment.id, reason="customer asked", actor=ACTOR)
+        payment = services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+        if status in (AUTHORIZED, FAILED):
+            return payment
+        payment = services.payment_capture(payment_id=payment.id, actor=ACTOR)
+        if status == CAPTURED:
+            return payment
+        if status == PARTIALLY_REFUNDED:
+            return services.payment_refund(payment_id=payment.id, amount=jpy(amount // 4), actor=ACTOR)
+        if status == REFUNDED:
+            return services.payment_refund(payment_id=payment.id, amount=jpy(amount), actor=ACTOR)
+        raise ValueError(status)
+
+    return make
+
+
+@pytest.fixture
+def run_concurrently() -> Callable[..., list[tuple[str, object]]]:
+    """Run callables at once, one thread each, released together by a barrier.
+
+    Each thread uses its own database connection and closes it at the end. Returns, in order, ("ok", value) or
+    ("error", exception) for each callable.
+    """
+
+    def run(*targets: Callable[[], object]) -> list[tuple[str, object]]:
+        barrier = threading.Barrier(len(targets))
+        results: list[tuple[str, object] | None] = [None] * len(targets)
+
+        def worker(index: int, target: Callable[[], object]) -> None:
+            try:
+                barrier.wait(timeout=10)
+                results[index] = ("ok", target())
+            except Exception as exc:  # noqa: BLE001 - reported to the test, which asserts on it
+                results[index] = ("error", exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=worker, args=(i, t), daemon=True) for i, t in enumerate(targets)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
+        return results
+
+    return run

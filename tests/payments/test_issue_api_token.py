@@ -1,0 +1,111 @@
+"""`issue_api_token`: the command that hands out API tokens, checked against the payments API it opens."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from accounts.models import Merchant, MerchantUser
+
+pytestmark = pytest.mark.django_db
+
+PAYMENT = {"amount": {"amount": 1000, "currency": "JPY"}, "payment_method": {"token": "tok_visa"}}
+
+
+def _issue(*args: str) -> tuple[str, str]:
+    """Run the command; return its whole output and its last line."""
+    out = StringIO()
+    call_command("issue_api_token", *args, stdout=out)
+    output = out.getvalue()
+    return output, output.rstrip("\n").splitlines()[-1]
+
+
+def _client(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+def test_issue_with_merchant_prints_only_the_token_on_the_last_line():
+    # when
+    _, last = _issue("bob", "--merchant", "m1")
+    # then
+    assert last == Token.objects.get(user__username="bob").key
+    assert last.strip() == last
+    assert len(last) == 40
+    assert MerchantUser.objects.get(user__username="bob").merchant_id == "m1"
+
+
+def test_issue_token_works_against_the_api():
+    # given
+    _, token = _issue("bob", "--merchant", "m1")
+    # when
+    response = _client(token).post("/api/v1/payments", PAYMENT, format="json")
+    # then
+    assert response.status_code == 201, response.content
+    assert response.json()["merchant_id"] == "m1"
+    events = _client(token).get(f"/api/v1/payments/{response.json()['id']}/events")
+    assert events.status_code == 200
+
+
+def test_issue_rerun_returns_the_same_token():
+    _, first = _issue("bob", "--merchant", "m1")
+    _, second = _issue("bob", "--merchant", "m1")
+    assert first == second
+    assert get_user_model().objects.filter(username="bob").count() == 1
+    assert Token.objects.filter(user__username="bob").count() == 1
+    assert MerchantUser.objects.filter(user__username="bob").count() == 1
+
+
+def test_issue_with_group_only_joins_the_group_and_no_merchant():
+    # when
+    _, token = _issue("carol", "--group", "cde")
+    # then
+    user = get_user_model().objects.get(username="carol")
+    assert list(user.groups.values_list("name", flat=True)) == ["cde"]
+    assert not MerchantUser.objects.filter(user=user).exists()
+    assert not Merchant.objects.filter(id="carol").exists()
+    # and the token authenticates but may not act for a merchant
+    response = _client(token).post("/api/v1/payments", PAYMENT, format="json")
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert response.json()["code"] == "permission_denied"
+
+
+def test_issue_without_flags_gives_the_user_a_merchant_named_after_it():
+    # when
+    _, token = _issue("dave")
+    # then
+    assert Merchant.objects.filter(id="dave").exists()
+    assert MerchantUser.objects.get(user__username="dave").merchant_id == "dave"
+    response = _client(token).post("/api/v1/payments", PAYMENT, format="json")
+    assert response.status_code == 201
+    assert response.json()["merchant_id"] == "dave"
+
+
+def test_issue_with_merchant_and_group_does_both():
+    _, token = _issue("erin", "--merchant", "m2", "--group", "support")
+    assert MerchantUser.objects.get(user__username="erin").merchant_id == "m2"
+    assert get_user_model().objects.get(username="erin").groups.filter(name="support").exists()
+    assert _client(token).post("/api/v1/payments", PAYMENT, format="json").status_code == 201
+
+
+def test_issue_users_of_one_merchant_share_its_payments():
+    _, bob = _issue("bob", "--merchant", "m1")
+    _, frank = _issue("frank", "--merchant", "m1")
+    assert bob != frank
+    created = _client(bob).post("/api/v1/payments", PAYMENT, format="json").json()
+    response = _client(frank).get(f"/api/v1/payments/{created['id']}/events")
+    assert response.status_code == 200
+
+
+def test_issue_invalid_merchant_id_fails_and_creates_nothing():
+    with pytest.raises(CommandError, match="merchant id"):
+        _issue("grace", "--merchant", "not a merchant id!")
+    assert not get_user_model().objects.filter(username="grace").exists()
+    assert not Token.objects.filter(user__username="grace").exists()

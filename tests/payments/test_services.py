@@ -1,0 +1,445 @@
+"""The payment services against real PostgreSQL: what each command appends, and what it refuses to append."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+
+import pytest
+
+from fintech import eventstore
+from fintech.eventstore import ConcurrencyConflict, PreconditionFailed
+from fintech.models import Event
+from fintech.money import Money
+from payments import services
+from payments.domain import (
+    AUTHORIZED,
+    CANCELLED,
+    CAPTURED,
+    FAILED,
+    INITIATED,
+    PARTIALLY_REFUNDED,
+    REFUNDED,
+    InvalidAmount,
+    InvalidTransition,
+    PaymentInitiated,
+)
+from payments.gateway import AcquirerUnavailable, AuthorizationResult, SimulatorGateway
+from payments.selectors import payment_event_list
+from tests.payments.helpers import ACTOR, MERCHANT, OTHER_MERCHANT, jpy, unique_merchant_id
+
+pytestmark = pytest.mark.django_db
+
+
+def _types(payment_id: uuid.UUID) -> list[str]:
+    return [r.event_type for r in eventstore.load(payment_id)]
+
+
+def _event_count() -> int:
+    return Event.objects.count()
+
+
+# initiate -------------------------------------------------------------------------------------------------
+def test_initiate_appends_payment_initiated_with_card_summary():
+    # when
+    payment = services.payment_initiate(
+        merchant_id=MERCHANT, amount=jpy(1000), payment_method_token="tok_mastercard", description="x", actor=ACTOR
+    )
+    # then
+    assert payment.status == INITIATED
+    assert payment.version == 1
+    assert payment.pending_events == []
+    [recorded] = eventstore.load(payment.id)
+    assert recorded.event_type == "PaymentInitiated"
+    assert recorded.version == 1
+    assert recorded.aggregate_type == "payment"
+    assert recorded.metadata["actor"] == ACTOR
+    assert recorded.event.payment_method == {"token": "tok_mastercard", "brand": "mastercard", "last4": "4444"}
+    assert recorded.event.merchant_id == MERCHANT
+    assert eventstore.stream_version(payment.id) == 1
+
+
+def test_initiate_with_any_well_formed_token_is_accepted():
+    payment = services.payment_initiate(
+        merchant_id=MERCHANT, amount=jpy(10), payment_method_token="tok_Abc_123", actor=ACTOR
+    )
+    assert payment.payment_method.token == "tok_Abc_123"
+    assert payment.payment_method.brand == "unknown"
+
+
+@pytest.mark.parametrize("token", ["visa", "tok_", "tok_abc", "tok_ab-cd", "tok_" + "a" * 65, "", "4242424242424242"])
+def test_initiate_unknown_token_raises_and_writes_nothing(token):
+    before = _event_count()
+    with pytest.raises(services.UnknownPaymentMethod):
+        services.payment_initiate(merchant_id=MERCHANT, amount=jpy(1000), payment_method_token=token, actor=ACTOR)
+    assert _event_count() == before
+
+
+@pytest.mark.parametrize("minor", [0, -100])
+def test_initiate_non_positive_amount_raises_invalid_amount_and_writes_nothing(minor):
+    before = _event_count()
+    with pytest.raises(InvalidAmount):
+        services.payment_initiate(merchant_id=MERCHANT, amount=jpy(minor), payment_method_token="tok_visa", actor=ACTOR)
+    assert _event_count() == before
+
+
+# authorize ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("minor", [1, 1000, 1999, 3001, 100_000])
+def test_authorize_approved_amount_authorizes(make_payment, minor):
+    # given
+    payment = make_payment(INITIATED, amount=minor)
+    # when
+    authorized = services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    # then
+    assert authorized.status == AUTHORIZED
+    assert authorized.version == 2
+    assert authorized.authorized_amount == jpy(minor)
+    assert len(authorized.authorization_code) == 6
+    assert authorized.authorization_code.isalnum()
+    [_, recorded] = eventstore.load(payment.id)
+    assert recorded.event_type == "PaymentAuthorized"
+    assert recorded.event.card_network_response["network"] == "simulator"
+    assert services.payment_load(payment_id=payment.id).status == AUTHORIZED
+
+
+@pytest.mark.parametrize("minor", [2000, 2500, 2999])
+def test_authorize_declined_amount_fails_with_the_response_code(make_payment, minor):
+    # given
+    payment = make_payment(INITIATED, amount=minor)
+    # when
+    failed = services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    # then
+    assert failed.status == FAILED
+    assert failed.failure_code == str(minor)
+    assert failed.authorization_code is None
+    [_, recorded] = eventstore.load(payment.id)
+    assert recorded.event_type == "PaymentFailed"
+    assert recorded.event.response_code == str(minor)
+    reloaded = services.payment_load(payment_id=payment.id)
+    assert (reloaded.status, reloaded.failure_code, reloaded.version) == (FAILED, str(minor), 2)
+
+
+def test_authorize_declined_2500_fails_and_is_final(make_payment):
+    payment = make_payment(INITIATED, amount=2500)
+    failed = services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    assert (failed.status, failed.failure_code) == (FAILED, "2500")
+    with pytest.raises(InvalidTransition):
+        services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    with pytest.raises(InvalidTransition):
+        services.payment_cancel(payment_id=payment.id, actor=ACTOR)
+    assert _types(payment.id) == ["PaymentInitiated", "PaymentFailed"]
+
+
+def test_authorize_acquirer_unavailable_writes_nothing_and_stays_retryable(make_payment):
+    # given
+    payment = make_payment(INITIATED, amount=3000)
+    before = _event_count()
+    # when
+    with pytest.raises(AcquirerUnavailable):
+        services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    # then
+    reloaded = services.payment_load(payment_id=payment.id)
+    assert reloaded.status == INITIATED
+    assert reloaded.version == 1
+    assert _types(payment.id) == ["PaymentInitiated"]
+    assert eventstore.stream_version(payment.id) == 1
+    assert _event_count() == before
+    # and a retry meets the acquirer again rather than a refused transition
+    with pytest.raises(AcquirerUnavailable):
+        services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    assert services.payment_cancel(payment_id=payment.id, actor=ACTOR).status == CANCELLED
+
+
+class _ScriptedGateway:
+    """Answers like the simulator but runs `during` while "talking to the acquirer"."""
+
+    def __init__(self, during):
+        self.during = during
+        self.calls = 0
+
+    def authorize(self, request):
+        self.calls += 1
+        self.during(request)
+        return AuthorizationResult(approved=True, response_code="00", reason="approved", authorization_code="ABC123")
+
+
+def test_authorize_payment_moved_during_acquirer_call_raises_conflict(make_payment, monkeypatch):
+    # given a payment cancelled while the acquirer is answering its authorization
+    payment = make_payment(INITIATED)
+    gateway = _ScriptedGateway(
+        lambda request: services.payment_cancel(payment_id=request.payment_id, reason="raced", actor=ACTOR)
+    )
+    monkeypatch.setattr(services, "_gateway", gateway)
+    # when
+    with pytest.raises(ConcurrencyConflict):
+        services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    # then the authorization was not appended over the cancellation
+    assert gateway.calls == 1
+    assert _types(payment.id) == ["PaymentInitiated", "PaymentCancelled"]
+
+
+def test_authorize_refused_transition_never_reaches_the_acquirer(make_payment, monkeypatch):
+    payment = make_payment(AUTHORIZED)
+    gateway = _ScriptedGateway(lambda request: None)
+    monkeypatch.setattr(services, "_gateway", gateway)
+    with pytest.raises(InvalidTransition):
+        services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    assert gateway.calls == 0
+
+
+def test_acquirer_gateway_is_the_configured_simulator():
+    assert isinstance(services.acquirer_gateway(), SimulatorGateway)
+
+
+# capture --------------------------------------------------------------------------------------------------
+def test_capture_without_amount_captures_everything(make_payment):
+    payment = make_payment(AUTHORIZED)
+    captured = services.payment_capture(payment_id=payment.id, actor=ACTOR)
+    assert captured.status == CAPTURED
+    assert captured.captured_amount == jpy(1000)
+    assert captured.version == 3
+    recorded = eventstore.load(payment.id)[-1]
+    assert recorded.event_type == "PaymentCaptured"
+    assert recorded.event.settlement_date == services.settlement_date_for(recorded.occurred_at)
+
+
+def test_capture_partial_amount_captures_that_amount(make_payment):
+    payment = make_payment(AUTHORIZED)
+    captured = services.payment_capture(payment_id=payment.id, amount=jpy(400), actor=ACTOR)
+    assert captured.captured_amount == jpy(400)
+    assert services.payment_load(payment_id=payment.id).captured_amount == jpy(400)
+
+
+@pytest.mark.parametrize(
+    "amount", [jpy(1001), jpy(0), jpy(-1), Money(1000, "USD")], ids=["above", "zero", "negative", "currency"]
+)
+def test_capture_bad_amount_raises_invalid_amount_and_writes_nothing(make_payment, amount):
+    payment = make_payment(AUTHORIZED)
+    with pytest.raises(InvalidAmount):
+        services.payment_capture(payment_id=payment.id, amount=amount, actor=ACTOR)
+    assert _types(payment.id) == ["PaymentInitiated", "PaymentAuthorized"]
+    assert eventstore.stream_version(payment.id) == 2
+
+
+@pytest.mark.parametrize("status", [INITIATED, CAPTURED, PARTIALLY_REFUNDED, REFUNDED, CANCELLED, FAILED])
+def test_capture_outside_authorized_raises_invalid_transition_and_writes_nothing(make_payment, status):
+    payment = make_payment(status)
+    before = _types(payment.id)
+    with pytest.raises(InvalidTransition):
+        services.payment_capture(payment_id=payment.id, actor=ACTOR)
+    assert _types(payment.id) == before
+
+
+@pytest.mark.parametrize(
+    ("captured_on", "settles_on"),
+    [
+        (dt.date(2025, 1, 6), dt.date(2025, 1, 7)),  # Monday -> Tuesday
+        (dt.date(2025, 1, 9), dt.date(2025, 1, 10)),  # Thursday -> Friday
+        (dt.date(2025, 1, 10), dt.date(2025, 1, 13)),  # Friday -> Monday
+        (dt.date(2025, 1, 11), dt.date(2025, 1, 13)),  # Saturday -> Monday
+        (dt.date(2025, 1, 12), dt.date(2025, 1, 13)),  # Sunday -> Monday
+    ],
+)
+def test_settlement_date_for_is_the_next_business_day(captured_on, settles_on):
+    captured_at = dt.datetime.combine(captured_on, dt.time(23, 59), tzinfo=dt.UTC)
+    assert services.settlement_date_for(captured_at) == settles_on
+
+
+# refund ---------------------------------------------------------------------------------------------------
+def test_refund_several_partial_refunds_end_refunded(make_payment):
+    # given
+    payment = make_payment(CAPTURED)
+    # when
+    first = services.payment_refund(payment_id=payment.id, amount=jpy(300), reason="damaged", actor=ACTOR)
+    second = services.payment_refund(payment_id=payment.id, amount=jpy(300), actor=ACTOR)
+    last = services.payment_refund(payment_id=payment.id, amount=jpy(400), actor=ACTOR)
+    # then
+    assert (first.status, second.status, last.status) == (PARTIALLY_REFUNDED, PARTIALLY_REFUNDED, REFUNDED)
+    assert last.refunded_amount == jpy(1000)
+    assert last.version == 6
+    refunds = [r.event for r in eventstore.load(payment.id) if r.event_type == "PaymentRefunded"]
+    assert [e.refunded_amount for e in refunds] == [jpy(300), jpy(300), jpy(400)]
+    assert refunds[0].reason == "damaged"
+    assert len({e.refund_id for e in refunds}) == 3
+    with pytest.raises(InvalidTransition):
+        services.payment_refund(payment_id=payment.id, amount=jpy(1), actor=ACTOR)
+
+
+@pytest.mark.parametrize(
+    "amount", [jpy(751), jpy(0), Money(100, "USD")], ids=["above-remaining", "zero", "other-currency"]
+)
+def test_refund_bad_amount_raises_invalid_amount_and_writes_nothing(make_payment, amount):
+    payment = make_payment(PARTIALLY_REFUNDED)  # 1000 captured, 250 refunded
+    before = _types(payment.id)
+    with pytest.raises(InvalidAmount):
+        services.payment_refund(payment_id=payment.id, amount=amount, actor=ACTOR)
+    assert _types(payment.id) == before
+
+
+# cancel ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("status", [INITIATED, AUTHORIZED])
+def test_cancel_before_capture_cancels(make_payment, status):
+    payment = make_payment(status)
+    cancelled = services.payment_cancel(payment_id=payment.id, reason="customer asked", actor=ACTOR)
+    assert cancelled.status == CANCELLED
+    assert eventstore.load(payment.id)[-1].event.reason == "customer asked"
+
+
+@pytest.mark.parametrize("status", [CAPTURED, PARTIALLY_REFUNDED, REFUNDED, CANCELLED, FAILED])
+def test_cancel_after_capture_or_end_raises_invalid_transition(make_payment, status):
+    payment = make_payment(status)
+    before = _types(payment.id)
+    with pytest.raises(InvalidTransition):
+        services.payment_cancel(payment_id=payment.id, actor=ACTOR)
+    assert _types(payment.id) == before
+
+
+# loading, merchants, expected versions --------------------------------------------------------------------
+def test_load_unknown_payment_raises_not_found():
+    with pytest.raises(services.PaymentNotFound):
+        services.payment_load(payment_id=uuid.uuid4())
+
+
+def test_load_stream_of_another_aggregate_raises_not_found():
+    # given a stream that is not a payment's
+    stream_id = uuid.uuid4()
+    event = PaymentInitiated(
+        occurred_at=dt.datetime.now(tz=dt.UTC),
+        payment_id=stream_id,
+        merchant_id=MERCHANT,
+        amount=jpy(1),
+        payment_method={"token": "tok_visa", "brand": "visa", "last4": "4242"},
+        description="",
+        initiated_by=ACTOR,
+    )
+    eventstore.append(stream_id, [event], 0, aggregate_type="not_a_payment")
+    # then
+    with pytest.raises(services.PaymentNotFound):
+        services.payment_load(payment_id=stream_id)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda pid, m: services.payment_authorize(payment_id=pid, merchant_id=m, actor=ACTOR),
+        lambda pid, m: services.payment_capture(payment_id=pid, merchant_id=m, actor=ACTOR),
+        lambda pid, m: services.payment_refund(payment_id=pid, merchant_id=m, amount=jpy(1), actor=ACTOR),
+        lambda pid, m: services.payment_cancel(payment_id=pid, merchant_id=m, actor=ACTOR),
+        lambda pid, m: payment_event_list(payment_id=pid, merchant_id=m),
+    ],
+    ids=["authorize", "capture", "refund", "cancel", "events"],
+)
+def test_another_merchants_payment_is_not_found(make_payment, command):
+    payment = make_payment(INITIATED, merchant_id=MERCHANT)
+    with pytest.raises(services.PaymentNotFound):
+        command(payment.id, OTHER_MERCHANT)
+    assert _types(payment.id) == ["PaymentInitiated"]
+
+
+def test_own_merchant_commands_succeed(make_payment):
+    payment = make_payment(INITIATED)
+    payment = services.payment_authorize(payment_id=payment.id, merchant_id=MERCHANT, actor=ACTOR)
+    assert payment.status == AUTHORIZED
+
+
+@pytest.mark.parametrize(
+    ("status", "command"),
+    [
+        (INITIATED, lambda pid, v: services.payment_authorize(payment_id=pid, expected_version=v, actor=ACTOR)),
+        (AUTHORIZED, lambda pid, v: services.payment_capture(payment_id=pid, expected_version=v, actor=ACTOR)),
+        (
+            CAPTURED,
+            lambda pid, v: services.payment_refund(payment_id=pid, amount=jpy(1), expected_version=v, actor=ACTOR),
+        ),
+        (AUTHORIZED, lambda pid, v: services.payment_cancel(payment_id=pid, expected_version=v, actor=ACTOR)),
+    ],
+    ids=["authorize", "capture", "refund", "cancel"],
+)
+def test_stale_expected_version_raises_precondition_failed_and_writes_nothing(make_payment, status, command):
+    payment = make_payment(status)
+    before = _types(payment.id)
+    with pytest.raises(PreconditionFailed):
+        command(payment.id, payment.version - 1)
+    assert _types(payment.id) == before
+
+
+def test_matching_expected_version_is_accepted(make_payment):
+    payment = make_payment(AUTHORIZED)
+    captured = services.payment_capture(payment_id=payment.id, expected_version=2, actor=ACTOR)
+    assert captured.version == 3
+    refunded = services.payment_refund(payment_id=payment.id, amount=jpy(1), expected_version=3, actor=ACTOR)
+    assert refunded.version == 4
+
+
+def test_event_list_is_in_version_order(make_payment):
+    payment = make_payment(REFUNDED)
+    events = payment_event_list(payment_id=payment.id, merchant_id=MERCHANT)
+    assert [r.version for r in events] == [1, 2, 3, 4]
+    assert [r.event_type for r in events] == [
+        "PaymentInitiated",
+        "PaymentAuthorized",
+        "PaymentCaptured",
+        "PaymentRefunded",
+    ]
+
+
+def test_command_metadata_is_stored_with_the_events(make_payment):
+    with eventstore.command_metadata(trace_id="t-1", correlation_id="c-1", causation_id="r-1"):
+        payment = services.payment_initiate(
+            merchant_id=MERCHANT, amount=jpy(5), payment_method_token="tok_visa", actor=ACTOR
+        )
+    [recorded] = eventstore.load(payment.id)
+    assert recorded.metadata == {"actor": ACTOR, "trace_id": "t-1", "correlation_id": "c-1", "causation_id": "r-1"}
+
+
+# concurrency ----------------------------------------------------------------------------------------------
+def _captured_events(payment_id: uuid.UUID) -> int:
+    return sum(1 for r in eventstore.load(payment_id) if r.event_type == "PaymentCaptured")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_captures_capture_once(make_payment, run_concurrently):
+    # given an authorized payment (committed: each thread has its own connection)
+    payment = make_payment(AUTHORIZED, merchant_id=unique_merchant_id())
+
+    def capture():
+        return services.payment_capture(payment_id=payment.id, actor=ACTOR)
+
+    # when two captures start at once
+    results = run_concurrently(capture, capture)
+    # then one wins, the other is refused, and the stream holds one capture
+    outcomes = sorted(kind for kind, _ in results)
+    assert outcomes == ["error", "ok"], results
+    [error] = [value for kind, value in results if kind == "error"]
+    assert isinstance(error, InvalidTransition | ConcurrencyConflict), repr(error)
+    assert _captured_events(payment.id) == 1
+    assert [r.version for r in eventstore.load(payment.id)] == [1, 2, 3]
+    assert eventstore.stream_version(payment.id) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_captures_both_loaded_before_either_appends_conflict(make_payment, run_concurrently, monkeypatch):
+    # given two captures that both read the payment at version 2 before either appends
+    payment = make_payment(AUTHORIZED, merchant_id=unique_merchant_id())
+    both_loaded = threading.Barrier(2)
+    real_settlement_date_for = services.settlement_date_for
+
+    def settlement_date_after_both_loaded(captured_at):
+        both_loaded.wait(timeout=10)
+        return real_settlement_date_for(captured_at)
+
+    monkeypatch.setattr(services, "settlement_date_for", settlement_date_after_both_loaded)
+
+    def capture(minor):
+        return lambda: services.payment_capture(payment_id=payment.id, amount=jpy(minor), actor=ACTOR)
+
+    # when
+    results = run_concurrently(capture(400), capture(600))
+    # then the compare-and-set lets exactly one through
+    [winner] = [value for kind, value in results if kind == "ok"]
+    [loser] = [value for kind, value in results if kind == "error"]
+    assert isinstance(loser, ConcurrencyConflict), repr(loser)
+    assert _captured_events(payment.id) == 1
+    assert services.payment_load(payment_id=payment.id).captured_amount == winner.captured_amount
+    assert eventstore.stream_version(payment.id) == 3
