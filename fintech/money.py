@@ -98,10 +98,21 @@ class Money:
             raise MoneyError(f"not a decimal amount: {text!r}") from None
         if not value.is_finite():
             raise MoneyError("amount must be finite")
-        minor = value.scaleb(currency_exponent(currency))
-        if minor != minor.to_integral_value():
-            raise MoneyError(f"{currency} has {currency_exponent(currency)} decimal places")
-        return cls(int(minor), currency)
+        # Exact integer arithmetic on the digits: Decimal.scaleb would round at the context's precision.
+        sign, digits, exponent = value.as_tuple()
+        coefficient = int("".join(map(str, digits)))
+        shift = exponent + currency_exponent(currency)
+        if coefficient == 0:
+            minor = 0
+        elif shift >= 0:
+            if len(digits) + shift > len(str(MAX_MINOR)):
+                raise MoneyError("amount out of range")
+            minor = coefficient * 10**shift
+        else:
+            minor, remainder = divmod(coefficient, 10 ** min(-shift, len(digits) + 1))
+            if remainder or -shift > len(digits):
+                raise MoneyError(f"{currency} has {currency_exponent(currency)} decimal places")
+        return cls(-minor if sign else minor, currency)
 
     # rendering ----------------------------------------------------------------------------------------
     def to_json(self) -> dict:
@@ -164,6 +175,8 @@ class Money:
             raise MoneyError("ratios must not all be zero")
         parts = [self.minor * r // total for r in ratios]
         remainder = self.minor - sum(parts)
-        for i in range(abs(remainder)):
-            parts[i % len(parts)] += 1 if remainder > 0 else -1
+        # Floor division leaves 0 <= remainder < number of shares; a part with no share gets none of it.
+        sharing = [i for i, r in enumerate(ratios) if r]
+        for i in sharing[:remainder]:
+            parts[i] += 1
         return [Money(p, self.currency) for p in parts]
