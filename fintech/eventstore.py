@@ -1,7 +1,8 @@
 """The event store: append with per-stream optimistic concurrency, load a stream, read the global log.
 
-- `append` advances the stream's row in `fintech_stream` with a compare-and-set in the same transaction as
-  the event inserts; a stale expected version raises ConcurrencyConflict and writes nothing.
+- `append` inserts events numbered from the expected version; a trigger advances the stream's row in
+  `fintech_stream` by compare-and-set as each row goes in, so the database rejects a stale expected version
+  (ConcurrencyConflict, nothing written) whoever the writer is.
 - `read_all` is gap-safe: it returns only events of transactions older than every transaction still running
   (`pg_snapshot_xmin`), ordered by (transaction id, position), which is also the checkpoint. An event that
   commits late can therefore never be stepped over.
@@ -21,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from fintech.events import DomainEvent, decode_event
 
@@ -109,6 +110,9 @@ def _publish(events: list[RecordedEvent]) -> None:
             logger.exception("event subscriber %r failed", callback)
 
 
+# Raised by the database (fintech_event_advance_stream) when an event's version is not its stream's next one.
+STREAM_MOVED = "FE409"
+
 _INSERT_COLUMNS = (
     "event_id, aggregate_id, aggregate_type, event_type, event_version, event_data, metadata, version, occurred_at"
 )
@@ -134,7 +138,6 @@ def append(
     aggregate_type = aggregate_type or events[0].aggregate_type
     if not aggregate_type:
         raise ValueError("events need an aggregate type")
-    new_version = expected_version + len(events)
     meta = {**(_command_metadata.get() or {}), **(metadata or {})}
     meta_json = json.dumps(meta, sort_keys=True)
 
@@ -156,27 +159,19 @@ def append(
         ]
         recorded.append((event_id, expected_version + offset, event))
 
-    with transaction.atomic(), connection.cursor() as cursor:
-        if expected_version == 0:
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Only placeholders are joined into the statement; every value is a parameter.
             cursor.execute(
-                "INSERT INTO fintech_stream (stream_id, aggregate_type, version) VALUES (%s, %s, %s) "
-                "ON CONFLICT (stream_id) DO NOTHING",
-                [stream_id, aggregate_type, new_version],
+                f"INSERT INTO fintech_event ({_INSERT_COLUMNS}) VALUES {', '.join(rows)} "  # noqa: S608
+                "RETURNING position, transaction_id::text::bigint, created_at",
+                params,
             )
-        else:
-            cursor.execute(
-                "UPDATE fintech_stream SET version = %s, updated_at = now() WHERE stream_id = %s AND version = %s",
-                [new_version, stream_id, expected_version],
-            )
-        if cursor.rowcount != 1:
-            raise ConcurrencyConflict(stream_id, expected_version)
-        # Only placeholders are joined into the statement; every value is a parameter.
-        cursor.execute(
-            f"INSERT INTO fintech_event ({_INSERT_COLUMNS}) VALUES {', '.join(rows)} "  # noqa: S608
-            "RETURNING position, transaction_id::text::bigint, created_at",
-            params,
-        )
-        returned = cursor.fetchall()
+            returned = cursor.fetchall()
+    except DatabaseError as error:
+        if getattr(error.__cause__, "sqlstate", None) == STREAM_MOVED:
+            raise ConcurrencyConflict(stream_id, expected_version) from None
+        raise
 
     result = [
         RecordedEvent(

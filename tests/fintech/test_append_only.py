@@ -194,14 +194,13 @@ def test_insert_event_still_allowed(recorded):
 
 
 # streams --------------------------------------------------------------------------------------------------
+DIRECT = "fintech_stream moves only by appending events"
+
+
 def test_stream_version_decrease_rejected(recorded):
     stream = recorded[0].stream_id
-    _rejected(
-        "UPDATE fintech_stream SET version = 1 WHERE stream_id = %s", [stream], match="a stream only moves forward"
-    )
-    _rejected(
-        "UPDATE fintech_stream SET version = 0 WHERE stream_id = %s", [stream], match="a stream only moves forward"
-    )
+    _rejected("UPDATE fintech_stream SET version = 1 WHERE stream_id = %s", [stream], match=DIRECT)
+    _rejected("UPDATE fintech_stream SET version = 0 WHERE stream_id = %s", [stream], match=DIRECT)
     assert _stream_row(stream) == ("kernel_test", 2)
     assert eventstore.stream_version(stream) == 2
 
@@ -211,12 +210,12 @@ def test_stream_aggregate_type_change_rejected(recorded):
     _rejected(
         "UPDATE fintech_stream SET aggregate_type = 'payment' WHERE stream_id = %s",
         [stream],
-        match="a stream only moves forward",
+        match=DIRECT,
     )
     _rejected(
         "UPDATE fintech_stream SET stream_id = gen_random_uuid() WHERE stream_id = %s",
         [stream],
-        match="a stream only moves forward",
+        match=DIRECT,
     )
     assert _stream_row(stream) == ("kernel_test", 2)
 
@@ -236,13 +235,33 @@ def test_stream_truncate_rejected(recorded):
     assert _stream_row(recorded[0].stream_id) == ("kernel_test", 2)
 
 
-def test_stream_version_forward_accepted(recorded):
-    # moving forward is what append does; the guard lets it through
+def test_stream_version_forward_written_directly_rejected(recorded):
+    # a stream moved without its event would make the next append skip a version
     stream = recorded[0].stream_id
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE fintech_stream SET version = version + 1 WHERE stream_id = %s", [stream])
-        assert cursor.rowcount == 1
-    assert _stream_row(stream) == ("kernel_test", 3)
+    _rejected("UPDATE fintech_stream SET version = version + 1 WHERE stream_id = %s", [stream], match=DIRECT)
+    _rejected(
+        "INSERT INTO fintech_stream (stream_id, aggregate_type, version) VALUES (gen_random_uuid(), 'x', 0)",
+        match=DIRECT,
+    )
+    assert _stream_row(stream) == ("kernel_test", 2)
+
+
+def test_raw_event_insert_with_taken_or_skipped_version_rejected(recorded):
+    # given a stream at version 2, a writer bypassing the event store
+    stream = recorded[0].stream_id
+    for version in (1, 2, 4):
+        with pytest.raises(DatabaseError, match="is not at version") as raised, transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO fintech_event (event_id, aggregate_id, aggregate_type, event_type, event_data, "
+                    "version, occurred_at) VALUES (gen_random_uuid(), %s, 'kernel_test', 'KernelNoted', '{}', %s, "
+                    "now())",
+                    [stream, version],
+                )
+        # then the database refuses with the event store's conflict code, and nothing changed
+        assert raised.value.__cause__.sqlstate == eventstore.STREAM_MOVED
+    assert [e.version for e in eventstore.load(stream)] == [1, 2]
+    assert _stream_row(stream) == ("kernel_test", 2)
 
 
 # another client -------------------------------------------------------------------------------------------
@@ -256,7 +275,7 @@ def test_raw_client_changes_rejected(raw_connect):
         ("UPDATE fintech_event SET event_type = 'Forged' WHERE aggregate_id = %s", [stream], "UPDATE rejected"),
         ("DELETE FROM fintech_event WHERE aggregate_id = %s", [stream], "DELETE rejected"),
         ("TRUNCATE fintech_event", None, "TRUNCATE rejected"),
-        ("UPDATE fintech_stream SET version = 0 WHERE stream_id = %s", [stream], "only moves forward"),
+        ("UPDATE fintech_stream SET version = 0 WHERE stream_id = %s", [stream], "moves only by appending"),
         ("DELETE FROM fintech_stream WHERE stream_id = %s", [stream], "never removed"),
     ]
     for sql, params, message in statements:

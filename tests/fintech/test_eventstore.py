@@ -615,7 +615,8 @@ def test_command_metadata_reset_after_exception():
 
 # upcasting stored rows ------------------------------------------------------------------------------------
 def _insert_v1_payment_initiated(payment_id: uuid.UUID, *, token: str, merchant_id: str) -> None:
-    """Write a row of the seed's v1 shape straight into the tables, as an old deployment left it."""
+    """Write a row of the seed's v1 shape straight into the table, as an old deployment left it (the database
+    opens the stream row itself)."""
     data = {
         "payment_id": str(payment_id),
         "merchant_id": merchant_id,
@@ -624,9 +625,6 @@ def _insert_v1_payment_initiated(payment_id: uuid.UUID, *, token: str, merchant_
         "initiated_by": "user:legacy",
     }
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO fintech_stream (stream_id, aggregate_type, version) VALUES (%s, 'payment', 1)", [payment_id]
-        )
         cursor.execute(
             "INSERT INTO fintech_event (event_id, aggregate_id, aggregate_type, event_type, event_version, "
             "event_data, metadata, version, occurred_at) "
