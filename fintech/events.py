@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import types
 import typing
 import uuid
@@ -47,24 +48,34 @@ class DomainEvent:
         _EVENT_TYPES[cls.event_type] = cls
 
     def to_data(self) -> dict[str, Any]:
-        return {
-            field.name: _encode(getattr(self, field.name))
-            for field in dataclasses.fields(self)
-            if field.name != "occurred_at"
-        }
+        return {name: _encode(getattr(self, name)) for name, _, _ in _data_fields(type(self))}
 
     @classmethod
     def from_data(cls, data: dict[str, Any], *, occurred_at: dt.datetime) -> DomainEvent:
-        hints = typing.get_type_hints(cls)
         values = {}
-        for field in dataclasses.fields(cls):
-            if field.name == "occurred_at":
-                continue
-            if field.name in data:
-                values[field.name] = _decode(data[field.name], hints[field.name])
-            elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-                raise EventSchemaError(f"{cls.event_type} v{cls.event_version} needs field {field.name!r}")
+        for name, required, decode in _data_fields(cls):
+            if name in data:
+                value = data[name]
+                values[name] = None if value is None else decode(value)
+            elif required:
+                raise EventSchemaError(f"{cls.event_type} v{cls.event_version} needs field {name!r}")
         return cls(occurred_at=occurred_at, **values)
+
+
+@functools.cache
+def _data_fields(cls: type[DomainEvent]) -> tuple[tuple[str, bool, Callable[[Any], Any]], ...]:
+    """(name, required, decoder) of each field kept in event_data; worked out once per class, since resolving
+    type hints costs more than decoding the event itself."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (
+            field.name,
+            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING,
+            _decoder(hints[field.name]),
+        )
+        for field in dataclasses.fields(cls)
+        if field.name != "occurred_at"
+    )
 
 
 def upcaster(event_type: str, *, from_version: int) -> Callable[[Callable[[dict], dict]], Callable[[dict], dict]]:
@@ -117,21 +128,24 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(value: Any, hint: Any) -> Any:
-    if value is None:
-        return None
+def _identity(value: Any) -> Any:
+    return value
+
+
+_DECODERS: dict[Any, Callable[[Any], Any]] = {
+    Money: Money.from_json,
+    uuid.UUID: uuid.UUID,
+    dt.datetime: dt.datetime.fromisoformat,
+    dt.date: dt.date.fromisoformat,
+}
+
+
+def _decoder(hint: Any) -> Callable[[Any], Any]:
+    """How a JSON value becomes a field of type `hint` (None is handled by the caller)."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        return _decode(value, options[0]) if len(options) == 1 else value
-    if hint is Money:
-        return Money.from_json(value)
-    if hint is uuid.UUID:
-        return uuid.UUID(value)
-    if hint is dt.datetime:
-        return dt.datetime.fromisoformat(value)
-    if hint is dt.date:
-        return dt.date.fromisoformat(value)
+        return _decoder(options[0]) if len(options) == 1 else _identity
     if origin is tuple:
-        return tuple(value)
-    return value
+        return tuple
+    return _DECODERS.get(hint, _identity)

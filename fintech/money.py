@@ -44,12 +44,12 @@ class CurrencyMismatch(MoneyError):
 
 def currency_exponent(currency: str) -> int:
     """The number of minor-unit digits of an ISO 4217 currency; unknown codes raise."""
+    exponent = CURRENCY_EXPONENTS.get(currency) if isinstance(currency, str) else None
+    if exponent is not None:
+        return exponent
     if not isinstance(currency, str) or not _CURRENCY_RE.match(currency):
         raise MoneyError(f"currency must be a three-letter ISO 4217 code, got {currency!r}")
-    try:
-        return CURRENCY_EXPONENTS[currency]
-    except KeyError:
-        raise MoneyError(f"unknown currency {currency!r}") from None
+    raise MoneyError(f"unknown currency {currency!r}")
 
 
 def _check_minor(minor: object) -> int:

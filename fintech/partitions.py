@@ -68,7 +68,8 @@ def partition_create(*, first: dt.date) -> bool:
             cursor.execute(f"DELETE FROM {DEFAULT} WHERE occurred_at >= %s AND occurred_at < %s", [lower, upper])
             cursor.execute(f"ALTER TABLE {DEFAULT} ENABLE TRIGGER USER")
             logger.warning("moved %s events from %s into %s", stranded, DEFAULT, name)
-        cursor.execute(f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", [lower, upper])
+        # DDL takes no bind parameters; the bounds are ISO dates formatted above, never input.
+        cursor.execute(f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES FROM ('{lower}') TO ('{upper}')")
         cursor.execute(
             f"CREATE TRIGGER fintech_event_no_truncate BEFORE TRUNCATE ON {name} "
             "FOR EACH STATEMENT EXECUTE FUNCTION fintech_event_append_only()"
@@ -89,7 +90,7 @@ def ensure_partitions(*, months_ahead: int, today: dt.date | None = None) -> lis
 
 def ensure_partitions_after_migrate(sender, using="default", **kwargs) -> None:
     """post_migrate: every migrate leaves the current and the next month partitioned."""
-    if using != "default" or connection.introspection.table_names().count(PARENT) == 0:
+    if using != "default" or PARENT not in connection.introspection.table_names():
         return
     for name in ensure_partitions(months_ahead=1):
         logger.info("created partition %s", name)

@@ -22,12 +22,24 @@ def env_bool(name: str, default: bool = False) -> bool:
     return env(name, str(default)).lower() in {"1", "true", "yes", "on"}
 
 
+def _optional_int(value: str) -> int | None:
+    return None if value.lower() in {"", "none", "off"} else int(value)
+
+
 def database_from_url(url: str) -> dict:
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql"}:
         raise ImproperlyConfigured("DATABASE_URL must be a postgresql:// URL: PostgreSQL is the only database")
     query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
     host = query.pop("host", None) or parsed.hostname or ""
+    # Server-side binding lets psycopg prepare the hot statements (append, load) once per connection instead
+    # of having PostgreSQL parse and plan them on every call. Turn both off behind a transaction-mode pooler.
+    options = {
+        "server_side_binding": query.pop("server_side_binding", env("DB_SERVER_SIDE_BINDING", "true")).lower()
+        in {"1", "true", "yes", "on"},
+        "prepare_threshold": _optional_int(query.pop("prepare_threshold", env("DB_PREPARE_THRESHOLD", "5"))),
+        **query,
+    }
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": unquote(parsed.path.lstrip("/")),
@@ -35,7 +47,7 @@ def database_from_url(url: str) -> dict:
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": host,
         "PORT": str(parsed.port or ""),
-        "OPTIONS": query,
+        "OPTIONS": options,
         "CONN_MAX_AGE": int(env("DB_CONN_MAX_AGE", "60")),
         "CONN_HEALTH_CHECKS": True,
         "TEST": {"NAME": env("TEST_DATABASE_NAME")},

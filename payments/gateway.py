@@ -8,7 +8,6 @@ with that number as the response code, 3000 is a network error (nothing is recor
 from __future__ import annotations
 
 import secrets
-import string
 import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -68,7 +67,7 @@ class SimulatorGateway:
                     "response_code": str(minor),
                 },
             )
-        code = "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(6))
+        code = secrets.token_hex(3).upper()
         return AuthorizationResult(
             approved=True,
             response_code=APPROVED,

@@ -1,8 +1,9 @@
 """Payment commands: load the aggregate from its events, let it decide, append what it decided.
 
-Each command is one PostgreSQL transaction (the append's compare-and-set serialises writers of a payment),
-except that an authorization talks to the acquirer before its transaction opens: no transaction stays open
-across a network call, since an open transaction holds the projections back.
+The load needs no transaction around it: the append writes at the version that was loaded, and the database's
+compare-and-set on the stream rejects it (ConcurrencyConflict, nothing written) if the payment moved in
+between. Each command's write is therefore one single-statement transaction, and no transaction stays open
+while an authorization waits on the acquirer (an open transaction would hold the projections back).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -84,11 +84,10 @@ def _change(
     actor: str,
     decide: Callable[[Payment], None],
 ) -> Payment:
-    with transaction.atomic():
-        payment = payment_load(payment_id=payment_id, merchant_id=merchant_id)
-        _check_expected(payment, expected_version)
-        decide(payment)
-        return _save(payment, actor=actor)
+    payment = payment_load(payment_id=payment_id, merchant_id=merchant_id)
+    _check_expected(payment, expected_version)
+    decide(payment)
+    return _save(payment, actor=actor)
 
 
 def payment_initiate(
@@ -107,8 +106,7 @@ def payment_initiate(
         initiated_by=actor,
         now=timezone.now(),
     )
-    with transaction.atomic():
-        return _save(payment, actor=actor)
+    return _save(payment, actor=actor)
 
 
 def payment_authorize(
@@ -144,8 +142,7 @@ def payment_authorize(
             now=now,
         )
     # The compare-and-set at the version read above rejects a payment that moved during the call.
-    with transaction.atomic():
-        return _save(payment, actor=actor)
+    return _save(payment, actor=actor)
 
 
 def payment_capture(

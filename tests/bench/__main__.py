@@ -1,0 +1,184 @@
+"""`python -m tests.bench`: service layer vs hand-written SQL, 1 and 8 client processes, printed side by side."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import multiprocessing
+import os
+import platform
+import queue
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from tests.bench.worker import HAND_SQL, SERVICE, ClientResult, ClientSpec, client_main
+
+TARGET_RATIO = 0.7
+TARGET_CLIENTS = 8
+
+
+def out(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+@dataclass
+class Totals:
+    payments: int = 0
+    seconds: float = 0.0
+    rounds: list[float] = field(default_factory=list)  # events/s of each round
+
+    @property
+    def events_per_second(self) -> float:
+        return 3 * self.payments / self.seconds if self.seconds else 0.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench",
+        description="Command throughput (events/s) of the payments service layer against the same SQL by hand.",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--seconds", type=float, default=4.0, help="duration of each measurement (default 4)")
+    mode.add_argument("--payments", type=int, help="payments per client in each measurement, instead of --seconds")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the four runs (default 3)")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="client processes (default 1 8)")
+    parser.add_argument("--warmup", type=int, default=3, help="unmeasured payments per client first (default 3)")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.warmup < 0 or min(args.clients) < 1 or (args.payments is not None and args.payments < 1):
+        parser.error("rounds, clients and payments must be positive, warmup not negative")
+    return args
+
+
+def run_clients(spec: ClientSpec, clients: int) -> tuple[int, float, list[uuid.UUID]]:
+    """Start `clients` processes, release them together; returns (payments, wall seconds, all payment ids)."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(clients)
+    results = context.Queue()
+    processes = [
+        context.Process(target=client_main, args=(index, spec, barrier, results), name=f"bench-client-{index}")
+        for index in range(clients)
+    ]
+    for process in processes:
+        process.start()
+    collected: list[ClientResult] = []
+    try:
+        while len(collected) < clients:
+            try:
+                collected.append(results.get(timeout=1.0))
+            except queue.Empty:
+                dead = [p.name for p in processes if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"client processes died without a result: {', '.join(dead)}") from None
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+    errors = [result.error for result in collected if result.error]
+    if errors:
+        raise RuntimeError(f"{spec.implementation} client failed:\n{errors[0]}")
+    seconds = max(r.finished for r in collected) - min(r.started for r in collected)
+    ids = [uuid.UUID(bytes=r.payment_ids[i : i + 16]) for r in collected for i in range(0, len(r.payment_ids), 16)]
+    return sum(r.payments for r in collected), seconds, ids
+
+
+def statements_per_payment(conninfo: str) -> dict[str, collections.Counter[str]]:
+    """The statements one payment sends through each implementation, by kind (BEGIN, SELECT, SAVEPOINT...)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.bench import service
+    from tests.bench.handsql import HandWrittenPayments
+
+    with CaptureQueriesContext(connection) as captured:
+        service.pay(merchant_id="m-bench-trace")
+    hand = HandWrittenPayments(conninfo)
+    try:
+        counted = hand.trace()
+        hand.pay(merchant_id="m-bench-trace")
+    finally:
+        hand.close()
+    connection.close()
+    kinds = collections.Counter(query["sql"].split(None, 1)[0].upper() for query in captured.captured_queries)
+    return {SERVICE: kinds, HAND_SQL: counted}
+
+
+def describe(counter: collections.Counter[str]) -> str:
+    return f"{sum(counter.values())} ({', '.join(f'{kind} {n}' for kind, n in sorted(counter.items()))})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # The bench measures the production configuration: no query logging, quiet logs.
+    os.environ["DEBUG"] = "false"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    started = time.monotonic()
+
+    from tests.bench import database
+
+    bench = database.prepare()
+    mode = f"{args.payments} payments per client" if args.payments else f"{args.seconds:g} s per run"
+    version = database.server_version(bench.url)
+    out(
+        f"bench database {bench.name} on {bench.server or 'localhost'} (PostgreSQL {version}), "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    out(f"{mode}, {args.rounds} interleaved rounds, {args.warmup} warm-up payments per client, spawned processes")
+
+    statements = statements_per_payment(bench.url)
+    for implementation in (SERVICE, HAND_SQL):
+        out(f"statements per payment, {implementation}: {describe(statements[implementation])}")
+    out()
+
+    totals: dict[tuple[str, int], Totals] = collections.defaultdict(Totals)
+    for round_number in range(args.rounds):
+        # Alternate which implementation goes first, so drift (table growth, autovacuum) is shared.
+        order = (SERVICE, HAND_SQL) if round_number % 2 == 0 else (HAND_SQL, SERVICE)
+        for clients in args.clients:
+            for implementation in order:
+                spec = ClientSpec(
+                    implementation=implementation,
+                    conninfo=bench.url,
+                    merchant_id=f"m-bench-r{round_number}",
+                    payments=args.payments,
+                    seconds=args.seconds,
+                    warmup=args.warmup,
+                )
+                payments, seconds, ids = run_clients(spec, clients)
+                database.verify(bench.url, ids)
+                database.verify_through_service(ids[:: max(1, len(ids) // 20)])
+                total = totals[(implementation, clients)]
+                total.payments += payments
+                total.seconds += seconds
+                total.rounds.append(3 * payments / seconds)
+                out(
+                    f"round {round_number + 1}/{args.rounds}  {implementation:<8}  {clients} clients  "
+                    f"{payments:>6} payments in {seconds:6.2f} s  {3 * payments / seconds:8.0f} events/s  verified"
+                )
+
+    out()
+    out(f"{'clients':<8} {'service events/s':>17} {'hand SQL events/s':>18} {'ratio':>6}   ratio in each round")
+    for clients in args.clients:
+        service, hand = totals[(SERVICE, clients)], totals[(HAND_SQL, clients)]
+        paired = " ".join(f"{s / h:.2f}" for s, h in zip(service.rounds, hand.rounds, strict=True))
+        ratio = service.events_per_second / hand.events_per_second
+        out(f"{clients:<8} {service.events_per_second:>17.0f} {hand.events_per_second:>18.0f} {ratio:>6.2f}   {paired}")
+    out()
+    if TARGET_CLIENTS in args.clients:
+        service_rate = totals[(SERVICE, TARGET_CLIENTS)].events_per_second
+        ratio = service_rate / totals[(HAND_SQL, TARGET_CLIENTS)].events_per_second
+        verdict = "MET" if ratio >= TARGET_RATIO else "NOT MET"
+        out(
+            f"target: service layer >= {TARGET_RATIO:.2f} x hand-written SQL at {TARGET_CLIENTS} clients: "
+            f"{verdict} (ratio {ratio:.2f})"
+        )
+    out(f"all payments verified (3 events, stream at version 3); total time {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
