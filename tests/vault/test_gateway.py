@@ -1,0 +1,115 @@
+"""The acquirer gateway detokenises inside the CDE as a system actor: test cards decide, every call audited."""
+
+import json
+import uuid
+
+import pytest
+from django.db import connection
+
+from fintech.money import Money
+from payments import services as payments
+from payments.domain import AUTHORIZED, CAPTURED, FAILED
+from tests.vault.helpers import DECLINED, INSUFFICIENT_FUNDS, VISA, pan_text_forms
+from vault.models import Card, DetokenizationAudit
+
+pytestmark = pytest.mark.django_db
+
+ACTOR = "user:checkout"
+
+
+def _pay(tokenize, merchant_id: str, pan: str, *, amount: int = 1000):
+    token = tokenize(pan).token
+    payment = payments.payment_initiate(
+        merchant_id=merchant_id, amount=Money(amount, "JPY"), payment_method_token=token, actor=ACTOR
+    )
+    return token, payments.payment_authorize(payment_id=payment.id, actor=ACTOR)
+
+
+@pytest.mark.parametrize(("pan", "code"), [(DECLINED, "05"), (INSUFFICIENT_FUNDS, "51")])
+def test_payment_authorize_test_card_declined_with_code(tokenize, merchant_id, pan, code):
+    # given a payment with a sandbox test card's token, when it is authorised
+    token, payment = _pay(tokenize, merchant_id, pan)
+    # then the acquirer declines it with the card's response code
+    assert payment.status == FAILED
+    assert payment.failure_code == code
+    # and the gateway's detokenisation is audited as the system actor's, through the gateway channel
+    [audit] = DetokenizationAudit.objects.filter(token=token)
+    assert (audit.actor, audit.user_id, audit.outcome, audit.channel) == (
+        "system:acquirer-gateway",
+        None,
+        DetokenizationAudit.GRANTED,
+        "gateway",
+    )
+    assert audit.purpose == f"authorization of payment {payment.id}"
+
+
+def test_payment_authorize_declined_test_card_wins_over_amount(tokenize, merchant_id):
+    _, payment = _pay(tokenize, merchant_id, DECLINED, amount=2500)
+    assert (payment.status, payment.failure_code) == (FAILED, "05")
+
+
+def test_payment_authorize_ordinary_card_approved_and_audited(tokenize, merchant_id):
+    token, payment = _pay(tokenize, merchant_id, VISA)
+    assert payment.status == AUTHORIZED
+    assert payments.payment_capture(payment_id=payment.id, actor=ACTOR).status == CAPTURED
+    [audit] = DetokenizationAudit.objects.filter(token=token)
+    assert (audit.actor, audit.channel, audit.outcome) == ("system:acquirer-gateway", "gateway", "granted")
+
+
+def test_payment_authorize_decline_amount_still_applies_to_ordinary_card(tokenize, merchant_id):
+    _, payment = _pay(tokenize, merchant_id, VISA, amount=2051)
+    assert (payment.status, payment.failure_code) == (FAILED, "2051")
+
+
+@pytest.mark.parametrize("pan", [DECLINED, INSUFFICIENT_FUNDS, VISA])
+def test_payment_authorize_events_hold_no_number(tokenize, merchant_id, pan):
+    from django.db import connection
+
+    _, payment = _pay(tokenize, merchant_id, pan)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT event_data::text || metadata::text FROM fintech_event WHERE aggregate_id = %s", [payment.id]
+        )
+        stored = " ".join(row[0] for row in cursor.fetchall())
+    assert stored
+    for form in pan_text_forms(pan):
+        assert form not in stored
+
+
+def test_payment_authorize_card_expired_since_initiation_declined_54(tokenize, merchant_id):
+    # given a payment initiated with a valid card that has expired since
+    token = tokenize(VISA).token
+    payment = payments.payment_initiate(
+        merchant_id=merchant_id, amount=Money(1000, "JPY"), payment_method_token=token, actor=ACTOR
+    )
+    Card.objects.filter(token=token).update(exp_year=2020)
+    # when it is authorised, then the acquirer declines it as expired without detokenising
+    payment = payments.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    assert (payment.status, payment.failure_code) == (FAILED, "54")
+    assert not DetokenizationAudit.objects.filter(token=token).exists()
+
+
+def test_payment_authorize_token_unknown_to_vault_declined_14_not_404():
+    # given a payment whose token the vault never issued (a v1 event from before the vault)
+    payment_id = uuid.uuid4()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO fintech_event (event_id, aggregate_id, aggregate_type, event_type, event_version, "
+            "event_data, version, occurred_at) VALUES (gen_random_uuid(), %s, 'payment', 'PaymentInitiated', 1, "
+            "%s::jsonb, 1, now())",
+            [
+                payment_id,
+                json.dumps(
+                    {
+                        "payment_id": str(payment_id),
+                        "merchant_id": "m-old",
+                        "amount": {"amount": 900, "currency": "JPY"},
+                        "payment_method": "tok_legacy",
+                        "initiated_by": "user:legacy",
+                    }
+                ),
+            ],
+        )
+    # when it is authorised, then it is declined (invalid card), not answered "not found"
+    payment = payments.payment_authorize(payment_id=payment_id, actor=ACTOR)
+    assert (payment.status, payment.failure_code) == (FAILED, "14")
