@@ -241,7 +241,7 @@ class EncryptedField(models.BinaryField):
         if instance.pk is None:
             raise ValueError(f"{self.label}: set the primary key before saving (the ciphertext is bound to it)")
         subject_id = self.subject_of(instance)
-        if subject_id not in aeads or aeads[subject_id] is None:
+        if subject_id not in aeads:
             from vault import services
 
             aeads[subject_id] = services.subject_key(subject_id=subject_id, create=True)
@@ -387,7 +387,7 @@ class EncryptedDateField(EncryptedField):
         return super().formfield(**{"form_class": forms.DateField, **kwargs})
 
 
-# blind indexes ------------------------------------------------------------------------------------------------
+# blind indexes ---------------------------------------------------------------------------------------------------
 def normalize_email(value: str) -> str:
     """E-mail addresses compare without surrounding blanks and case."""
     return value.strip().lower()

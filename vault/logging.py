@@ -30,6 +30,12 @@ _SEPARATOR = re.compile(r"([ -])")
 # the groups next to it, so masking twice gives what masking once does.
 _STARS_THEN_MASK_TAIL = re.compile(r"\*{6,}[0-9]{4}(?![0-9])")
 
+_UUID = re.compile(
+    r"(?<![0-9A-Za-z-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![0-9A-Za-z-])"
+)
+# Stands in for a UUID while masking: a private-use character, which also ends any digit run.
+_HIDDEN = "\ue000"
+
 # What a record says when masking itself failed: dropping the message is safer than logging it unmasked.
 _UNMASKABLE = "[log message dropped: it could not be checked for card numbers]"
 
@@ -41,8 +47,24 @@ def mask_pans(text: str) -> str:
     """
     if len(text) < _MIN_DIGITS or not _LONG_DIGIT_RUN.search(text):
         return text
-    masked = _DIGIT_GROUPS.sub(_mask_match, text)
+    # A UUID (payment and event ids are everywhere in logs) can hold digit groups that pass the Luhn check; it
+    # is set aside while masking. A real card number never has a UUID's 8-4-4-4-12 hex shape.
+    hidden: list[str] = []
+
+    def hide(match: re.Match[str]) -> str:
+        hidden.append(match.group())
+        return _HIDDEN
+
+    text_to_mask = text if _HIDDEN in text else _UUID.sub(hide, text)
+    masked = _DIGIT_GROUPS.sub(_mask_match, text_to_mask)
+    if hidden:
+        masked = _restore(masked, hidden)
     return text if masked == text else masked
+
+
+def _restore(text: str, hidden: list[str]) -> str:
+    parts = text.split(_HIDDEN)
+    return "".join(part + uuid for part, uuid in zip(parts, [*hidden, ""], strict=True))
 
 
 def mask_value(value: object) -> object:

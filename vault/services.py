@@ -210,15 +210,19 @@ def subject_key(*, subject_id: str, create: bool = False):
     return keys.dek_unwrap(keys.key_provider(), bytes(record.wrapped_key), context=_subject_context(subject_id))
 
 
-def subject_forget(*, subject_id: str) -> bool:
-    """Crypto-shred a subject: destroy their data key so every ciphertext of their PII becomes unreadable,
-    in tables and in immutable events alike. Returns False when there was nothing to forget."""
-    updated = SubjectKey.objects.filter(subject_id=subject_id, wrapped_key__isnull=False).update(
-        wrapped_key=None, kek_key_id=None, forgotten_at=timezone.now()
-    )
-    if not updated:
-        SubjectKey.objects.get_or_create(subject_id=subject_id, defaults={"forgotten_at": timezone.now()})
-    return bool(updated)
+def subject_forget(*, subject_id: str) -> tuple[bool, int]:
+    """Crypto-shred a subject: destroy their data key so every ciphertext of their PII becomes unreadable, in
+    tables and in immutable events alike, and clear the blind indexes that could still find them. Returns
+    (whether a key was destroyed, how many blind indexes were cleared); running it again is harmless."""
+    from vault.fields import subject_blind_indexes_erase  # fields import these services
+
+    with transaction.atomic():
+        destroyed = SubjectKey.objects.filter(subject_id=subject_id, wrapped_key__isnull=False).update(
+            wrapped_key=None, kek_key_id=None, forgotten_at=timezone.now()
+        )
+        if not destroyed:
+            SubjectKey.objects.get_or_create(subject_id=subject_id, defaults={"forgotten_at": timezone.now()})
+        return bool(destroyed), subject_blind_indexes_erase(subject_id=subject_id)
 
 
 # roles -------------------------------------------------------------------------------------------------------

@@ -223,7 +223,8 @@ def test_rotate_keys_resume_with_nothing_left_is_harmless(isolated_keys, cards, 
 
 def test_rotate_keys_skips_forgotten_subjects(isolated_keys, subject):
     services.subject_key(subject_id="cust-2", create=True)
-    assert services.subject_forget(subject_id="cust-2")
+    destroyed, _ = services.subject_forget(subject_id="cust-2")
+    assert destroyed
     _rotate("--retire")
     forgotten = SubjectKey.objects.get(subject_id="cust-2")
     assert forgotten.wrapped_key is None

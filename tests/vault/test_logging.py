@@ -364,3 +364,13 @@ def test_mask_pans_masked_twice_same_as_once(pieces, joins):
 
     # then the second pass changes nothing
     assert mask_pans(once) == once
+
+
+def test_mask_pans_uuid_with_luhn_valid_digit_groups_left_alone():
+    # an id whose digit groups happen to pass the Luhn check is not a card number
+    text = "authorization of payment 00000000-0000-4000-8000-000000000000"
+    assert mask_pans(text) == text
+    # while a card number right beside a UUID is still masked
+    assert mask_pans("12345678-1234-1234-1234-123456789012 4242 4242 4242 4242") == (
+        "12345678-1234-1234-1234-123456789012 424242******4242"
+    )

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from vault import services
-from vault.fields import subject_blind_indexes_erase, subject_id_check
+from vault.fields import subject_id_check
 
 
 class Command(BaseCommand):
@@ -19,10 +19,7 @@ class Command(BaseCommand):
             subject_id_check(subject_id)
         except ValueError as error:
             raise CommandError(str(error)) from None
-        # The key first: that alone makes the data unreadable. Running again finishes the indexes if we die
-        # in between.
-        destroyed = services.subject_forget(subject_id=subject_id)
-        cleared = subject_blind_indexes_erase(subject_id=subject_id)
+        destroyed, cleared = services.subject_forget(subject_id=subject_id)
         if destroyed:
             self.stdout.write(f"subject {subject_id}: data key destroyed, their personal data is unreadable")
         else:
