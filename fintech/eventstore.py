@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from django.db import DatabaseError, connection, transaction
 
+from fintech.db import raw_cursor
 from fintech.events import DomainEvent, decode_event
 
 logger = logging.getLogger(__name__)
@@ -110,16 +111,6 @@ def _publish(events: list[RecordedEvent]) -> None:
             logger.exception("event subscriber %r failed", callback)
 
 
-@contextlib.contextmanager
-def _cursor() -> Iterator[Any]:
-    """A cursor straight on the psycopg connection Django manages (same session, same transactions, errors
-    still mapped to Django's): the event store is the hot path of every command, and Django's cursor wrapper
-    costs about a sixth of a statement's client time."""
-    connection.ensure_connection()
-    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-        yield cursor
-
-
 # Raised by the database (fintech_event_advance_stream) when an event's version is not its stream's next one.
 STREAM_MOVED = "FE409"
 
@@ -178,7 +169,7 @@ def append(
     # transaction usable after a conflict.
     scope = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     try:
-        with scope, _cursor() as cursor:
+        with scope, raw_cursor() as cursor:
             cursor.execute(sql, params)
             returned = cursor.fetchall()
     except DatabaseError as error:
@@ -244,7 +235,7 @@ def _json(value: Any) -> Any:
 
 def load(stream_id: uuid.UUID, *, after_version: int = 0) -> list[RecordedEvent]:
     """The events of one stream in version order (empty for an unknown stream)."""
-    with _cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(
             f"{_SELECT} WHERE aggregate_id = %s AND version > %s ORDER BY version", [stream_id, after_version]
         )
@@ -252,7 +243,7 @@ def load(stream_id: uuid.UUID, *, after_version: int = 0) -> list[RecordedEvent]
 
 
 def stream_version(stream_id: uuid.UUID) -> int | None:
-    with _cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute("SELECT version FROM fintech_stream WHERE stream_id = %s", [stream_id])
         row = cursor.fetchone()
     return row[0] if row else None
@@ -269,7 +260,7 @@ def read_all(*, after: Checkpoint | tuple[int, int] = _START, limit: int = 500) 
     store.
     """
     after = Checkpoint(*after)
-    with _cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(
             f"{_SELECT} WHERE (transaction_id, position) > (%s::text::xid8, %s) "
             "AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
@@ -281,7 +272,7 @@ def read_all(*, after: Checkpoint | tuple[int, int] = _START, limit: int = 500) 
 
 def head() -> Checkpoint:
     """The checkpoint of the newest event read_all can return now."""
-    with _cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(
             "SELECT transaction_id::text::bigint, position FROM fintech_event "
             "WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from fintech.db import raw_cursor
 from vault.domain import is_expired
-from vault.models import Card
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,12 @@ def token_describe(*, token: str, merchant_id: str, today: dt.date | None = None
 def _card(*, token: str, merchant_id: str) -> CardSummary | None:
     if not isinstance(token, str) or not token.startswith("tok_"):
         return None
-    card = Card.objects.filter(token=token, merchant_id=merchant_id).first()
-    if card is None:
-        return None
-    return CardSummary(
-        token=card.token,
-        brand=card.brand,
-        last4=card.last4,
-        masked=card.masked,
-        exp_month=card.exp_month,
-        exp_year=card.exp_year,
-    )
+    # Every payment asks this twice: fixed SQL on the raw cursor (fintech.db) rather than the ORM.
+    with raw_cursor() as cursor:
+        cursor.execute(
+            "SELECT token, brand, last4, masked, exp_month, exp_year FROM vault_card "
+            "WHERE token = %s AND merchant_id = %s",
+            [token, merchant_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else CardSummary(*row)

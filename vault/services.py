@@ -18,6 +18,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from fintech.db import raw_cursor
 from vault import keys
 from vault.domain import (
     CardNumber,
@@ -146,14 +147,20 @@ def _printable(text: object, limit: int) -> str:
 
 
 def _audit(*, actor, token: str, purpose: str, outcome: str, channel: str) -> None:
-    DetokenizationAudit.objects.create(
-        actor=_printable(getattr(actor, "username", None) or actor, 150),
-        user_id=getattr(actor, "pk", None),
-        token=str(token) if TOKEN_PATTERN.match(str(token)) else _printable(token, 64),
-        purpose=_printable(purpose, 500),
-        outcome=outcome,
-        channel=channel,
-    )
+    # Every authorization writes one: fixed SQL on the raw cursor (fintech.db) rather than the ORM.
+    with raw_cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO vault_detokenizationaudit (occurred_at, actor, user_id, token, purpose, outcome, channel) "
+            "VALUES (now(), %s, %s, %s, %s, %s, %s)",
+            [
+                _printable(getattr(actor, "username", None) or actor, 150),
+                getattr(actor, "pk", None),
+                str(token) if TOKEN_PATTERN.match(str(token)) else _printable(token, 64),
+                _printable(purpose, 500),
+                outcome,
+                channel,
+            ],
+        )
 
 
 def card_detokenize(*, token: str, purpose: str, actor, channel: str = "api") -> str:
@@ -162,7 +169,7 @@ def card_detokenize(*, token: str, purpose: str, actor, channel: str = "api") ->
     if not may_detokenize(actor):
         _audit(actor=actor, token=token, purpose=purpose, outcome=DetokenizationAudit.DENIED, channel=channel)
         raise DetokenizationDenied("detokenisation needs the CDE role")
-    card = Card.objects.filter(token=token).first() if TOKEN_PATTERN.match(str(token)) else None
+    card = _card_secrets(token) if TOKEN_PATTERN.match(str(token)) else None
     if card is None:
         _audit(actor=actor, token=token, purpose=purpose, outcome=DetokenizationAudit.NOT_FOUND, channel=channel)
         raise TokenNotFound("no such token")
@@ -175,9 +182,23 @@ def card_detokenize(*, token: str, purpose: str, actor, channel: str = "api") ->
     return number
 
 
-def _card_number(card: Card) -> str:
-    dek = keys.dek_unwrap(keys.key_provider(), bytes(card.wrapped_key), context=_card_context(card.token, "key"))
-    return dek.decrypt(bytes(card.number_ciphertext), _card_context(card.token, "number")).decode()
+@dataclass(frozen=True)
+class _CardSecrets:
+    token: str
+    wrapped_key: bytes
+    number_ciphertext: bytes
+
+
+def _card_secrets(token: str) -> _CardSecrets | None:
+    with raw_cursor() as cursor:
+        cursor.execute("SELECT token, wrapped_key, number_ciphertext FROM vault_card WHERE token = %s", [token])
+        row = cursor.fetchone()
+    return None if row is None else _CardSecrets(row[0], bytes(row[1]), bytes(row[2]))
+
+
+def _card_number(card: _CardSecrets) -> str:
+    dek = keys.dek_unwrap(keys.key_provider(), card.wrapped_key, context=_card_context(card.token, "key"))
+    return dek.decrypt(card.number_ciphertext, _card_context(card.token, "number")).decode()
 
 
 def card_cardholder_name(*, card: Card) -> str | None:

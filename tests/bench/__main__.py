@@ -13,10 +13,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from tests.bench import database
+from tests.bench.database import Work
+from tests.bench.handsql import VaultKeys
 from tests.bench.worker import HAND_SQL, SERVICE, ClientResult, ClientSpec, client_main
 
 TARGET_RATIO = 0.7
 TARGET_CLIENTS = 8
+WARM_PAYMENTS = 5  # psycopg's prepare_threshold
+VAULT_SECONDS = 2.0  # at most, per vault measurement
 
 
 def out(line: str = "") -> None:
@@ -86,29 +91,73 @@ def run_clients(spec: ClientSpec, clients: int) -> tuple[int, float, list[uuid.U
     return sum(r.payments for r in collected), seconds, ids
 
 
-def statements_per_payment(conninfo: str) -> dict[str, collections.Counter[str]]:
-    """The statements one payment sends through each implementation, by kind (BEGIN, SELECT, SAVEPOINT...)."""
+def vault_keys_of_settings() -> VaultKeys:
+    """The service's KEK, as the settings place it, for the hand clients (which never import Django)."""
+    from django.conf import settings
+
+    return VaultKeys(
+        provider=settings.VAULT_KEY_PROVIDER,
+        directory=str(settings.VAULT_KEYS_DIR),
+        keyset_json=settings.VAULT_KEK_KEYSET,
+        aws_kms_key_uri=settings.VAULT_AWS_KMS_KEY_URI,
+    )
+
+
+def card_tokens(merchant_prefix: str, clients: int) -> tuple[str, ...]:
+    """Vault the test card once for each client's merchant (`<prefix>-<index>`), before the clients start."""
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
+
+    from tests.bench import service
+
+    try:
+        return tuple(service.card_token(merchant_id=f"{merchant_prefix}-{index}") for index in range(clients))
+    finally:
+        connection.close()
+
+
+def work_per_payment(conninfo: str, vault_keys: VaultKeys) -> dict[str, Work]:
+    """What one payment costs the database through each implementation, counted the same way: statements on
+    the client's psycopg connection, transactions and table work on the server. After WARM_PAYMENTS unmeasured
+    payments, so that psycopg has prepared every statement (its prepare is a round trip of its own)."""
+    from django.db import connection
 
     from tests.bench import service
     from tests.bench.handsql import HandWrittenPayments
 
-    with CaptureQueriesContext(connection) as captured:
-        service.pay(merchant_id="m-bench-trace")
-    hand = HandWrittenPayments(conninfo)
+    (token,) = card_tokens("m-bench-trace", 1)
+    merchant = "m-bench-trace-0"
     try:
-        counted = hand.trace()
-        hand.pay(merchant_id="m-bench-trace")
+        for _ in range(WARM_PAYMENTS):
+            service.pay(merchant_id=merchant, token=token)
+        connection.ensure_connection()
+        service_work = database.measure_work(
+            connection.connection, lambda: service.pay(merchant_id=merchant, token=token)
+        )
+    finally:
+        connection.close()
+    hand = HandWrittenPayments(conninfo, vault_keys)
+    try:
+        for _ in range(WARM_PAYMENTS):
+            hand.pay(merchant_id=merchant, token=token)
+        hand_work = database.measure_work(hand.conn, lambda: hand.pay(merchant_id=merchant, token=token))
     finally:
         hand.close()
-    connection.close()
-    kinds = collections.Counter(query["sql"].split(None, 1)[0].upper() for query in captured.captured_queries)
-    return {SERVICE: kinds, HAND_SQL: counted}
+    return {SERVICE: service_work, HAND_SQL: hand_work}
 
 
-def describe(counter: collections.Counter[str]) -> str:
-    return f"{sum(counter.values())} ({', '.join(f'{kind} {n}' for kind, n in sorted(counter.items()))})"
+def describe(work: Work) -> str:
+    counter = work.statements
+    text = f"{sum(counter.values())} ({', '.join(f'{kind} {n}' for kind, n in sorted(counter.items()))})"
+    if work.transactions is not None:
+        scans, inserted, updated = work.totals()
+        text += f"; server: {work.transactions} transactions, {scans} scans, {inserted} rows in, {updated} updated"
+    return text
+
+
+def describe_tables(work: Work) -> str:
+    return ", ".join(
+        f"{table} {scans}/{inserted}/{updated}" for table, (scans, inserted, updated) in sorted(work.tables.items())
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,8 +166,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DEBUG"] = "false"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     started = time.monotonic()
-
-    from tests.bench import database
 
     bench = database.prepare()
     mode = f"{args.payments} payments per client" if args.payments else f"{args.seconds:g} s per run"
@@ -129,27 +176,39 @@ def main(argv: list[str] | None = None) -> int:
     )
     out(f"{mode}, {args.rounds} interleaved rounds, {args.warmup} warm-up payments per client, spawned processes")
 
-    statements = statements_per_payment(bench.url)
+    vault_keys = vault_keys_of_settings()
+    work = work_per_payment(bench.url, vault_keys)
     for implementation in (SERVICE, HAND_SQL):
-        out(f"statements per payment, {implementation}: {describe(statements[implementation])}")
+        out(f"statements per payment, {implementation + ':':<9} {describe(work[implementation])}")
+    if work[SERVICE].transactions is not None:
+        same = "the same" if work[SERVICE].tables == work[HAND_SQL].tables else "DIFFERENT"
+        out(f"  per table (partitions summed), scans/rows in/updated ({same}): {describe_tables(work[SERVICE])}")
+        if same != "the same":
+            out(f"  hand SQL: {describe_tables(work[HAND_SQL])}")
     out()
 
     totals: dict[tuple[str, int], Totals] = collections.defaultdict(Totals)
     for round_number in range(args.rounds):
         # Alternate which implementation goes first, so drift (table growth, autovacuum) is shared.
         order = (SERVICE, HAND_SQL) if round_number % 2 == 0 else (HAND_SQL, SERVICE)
+        merchant_prefix = f"m-bench-r{round_number}"
+        # Client i of either implementation pays for merchant `<prefix>-i` with the card vaulted here.
+        tokens = card_tokens(merchant_prefix, max(args.clients))
         for clients in args.clients:
             for implementation in order:
                 spec = ClientSpec(
                     implementation=implementation,
                     conninfo=bench.url,
-                    merchant_id=f"m-bench-r{round_number}",
+                    merchant_id=merchant_prefix,
                     payments=args.payments,
                     seconds=args.seconds,
                     warmup=args.warmup,
+                    tokens=tokens,
+                    vault_keys=vault_keys,
                 )
+                audits_after = database.audit_high_water(bench.url)
                 payments, seconds, ids = run_clients(spec, clients)
-                database.verify(bench.url, ids)
+                database.verify(bench.url, ids, audits_after=audits_after, tokens=tokens)
                 database.verify_through_service(ids[:: max(1, len(ids) // 20)])
                 total = totals[(implementation, clients)]
                 total.payments += payments
@@ -176,7 +235,15 @@ def main(argv: list[str] | None = None) -> int:
             f"target: service layer >= {TARGET_RATIO:.2f} x hand-written SQL at {TARGET_CLIENTS} clients: "
             f"{verdict} (ratio {ratio:.2f})"
         )
-    out(f"all payments verified (3 events, stream at version 3); total time {time.monotonic() - started:.0f} s")
+
+    from tests.bench import vault  # on the bench database, in this process
+
+    vault.run(seconds=min(args.seconds, VAULT_SECONDS), rounds=args.rounds, out=out)
+    out()
+    out(
+        "all payments verified (3 events, stream at version 3, one granted detokenisation audit row); "
+        f"total time {time.monotonic() - started:.0f} s"
+    )
     return 0
 
 

@@ -7,9 +7,13 @@ the bench database before Django connects anywhere, so neither the developer's n
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
+import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlparse
 
 import psycopg
@@ -83,8 +87,18 @@ def server_version(url: str) -> str:
         return conn.execute("SHOW server_version").fetchone()[0]
 
 
-def verify(url: str, payment_ids: list[uuid.UUID]) -> None:
-    """Every payment is one stream at version 3 with exactly initiated, authorized, captured at versions 1..3."""
+def audit_high_water(url: str) -> int:
+    """The last detokenisation audit row so far: `verify` counts the rows after it."""
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT coalesce(max(id), 0) FROM vault_detokenizationaudit").fetchone()[0]
+
+
+def verify(url: str, payment_ids: list[uuid.UUID], *, audits_after: int, tokens: tuple[str, ...]) -> None:
+    """Every payment is one stream at version 3 with exactly initiated, authorized, captured at versions 1..3,
+    and the run left one granted detokenisation audit row per payment, by the gateway, for the run's cards.
+
+    Audit rows are counted by run, not matched to payments by purpose: the vault masks whatever looks like a
+    card number in the purpose, and that includes some payment ids (the digits and dashes of a UUID)."""
     expected = len(payment_ids)
     if len(set(payment_ids)) != expected:
         raise AssertionError("a payment id was reported twice")
@@ -102,10 +116,17 @@ def verify(url: str, payment_ids: list[uuid.UUID]) -> None:
             "AND array_agg(version ORDER BY version) = ARRAY[1, 2, 3]) AS payments",
             [payment_ids, EXPECTED_TYPES],
         ).fetchone()[0]
-    if (streams, events, well_formed) != (expected, 3 * expected, expected):
+        audits, granted = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE outcome = 'granted' AND channel = 'gateway' "
+            "AND actor = 'system:acquirer-gateway' AND token = ANY(%s) AND purpose LIKE 'authorization of payment %%') "
+            "FROM vault_detokenizationaudit WHERE id > %s",
+            [list(tokens), audits_after],
+        ).fetchone()
+    if (streams, events, well_formed, audits, granted) != (expected, 3 * expected, expected, expected, expected):
         raise AssertionError(
             f"{expected} payments: {streams} streams at version 3, {events} events (want {3 * expected}), "
-            f"{well_formed} with initiated/authorized/captured at versions 1..3"
+            f"{well_formed} with initiated/authorized/captured at versions 1..3, {audits} detokenisation audit "
+            f"rows ({granted} granted to the gateway for the run's cards; want one per payment)"
         )
 
 
@@ -117,5 +138,123 @@ def verify_through_service(payment_ids: list[uuid.UUID]) -> None:
 
     for payment_id in payment_ids:
         payment = payment_load(payment_id=payment_id)
-        if (payment.status, payment.version, payment.captured_amount) != (CAPTURED, 3, Money(5000, "JPY")):
-            raise AssertionError(f"payment {payment_id} loads as {payment.status} v{payment.version}")
+        method = payment.payment_method
+        if (payment.status, payment.version, payment.captured_amount, method.brand, method.last4) != (
+            CAPTURED,
+            3,
+            Money(5000, "JPY"),
+            "visa",
+            "4242",
+        ):
+            raise AssertionError(f"payment {payment_id} loads as {payment.status} v{payment.version} with {method}")
+
+
+# What one payment costs the database ------------------------------------------------------------------------
+@dataclass
+class Work:
+    """Statements a client sent (by first keyword), and what the server did for them: transactions, and per
+    table (partitions under their parent) scans, rows inserted, rows updated."""
+
+    statements: collections.Counter[str] = field(default_factory=collections.Counter)
+    transactions: int | None = None
+    tables: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+    def totals(self) -> tuple[int, int, int]:
+        return tuple(sum(column) for column in zip(*self.tables.values(), strict=True)) or (0, 0, 0)
+
+
+def _kind(query: object, conn: psycopg.Connection) -> str:
+    if isinstance(query, sql.Composable):
+        query = query.as_string(conn)
+    if isinstance(query, bytes | bytearray | memoryview):
+        query = bytes(query).decode()
+    return str(query).split(None, 1)[0].upper()
+
+
+@contextlib.contextmanager
+def _statements_sent(conn: psycopg.Connection) -> Iterator[collections.Counter[str]]:
+    """Count every statement sent on a psycopg connection. Every cursor comes from `conn.cursor_factory`,
+    Django's cursor wrapper, the event store's raw cursor and `conn.execute` alike, so both implementations are
+    counted the same way."""
+    counter: collections.Counter[str] = collections.Counter()
+    base = conn.cursor_factory
+
+    class Counting(base):
+        def execute(self, query, params=None, **kwargs):
+            counter[_kind(query, conn)] += 1
+            return super().execute(query, params, **kwargs)
+
+        def executemany(self, query, params_seq, **kwargs):
+            params_seq = list(params_seq)
+            counter[_kind(query, conn)] += len(params_seq)
+            return super().executemany(query, params_seq, **kwargs)
+
+    conn.cursor_factory = Counting
+    try:
+        yield counter
+    finally:
+        conn.cursor_factory = base
+
+
+_SERVER_STATS = """
+SELECT (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()),
+       coalesce(parent.relname, t.relname),
+       sum(coalesce(t.seq_scan, 0) + coalesce(t.idx_scan, 0)), sum(t.n_tup_ins), sum(t.n_tup_upd)
+FROM pg_stat_user_tables t
+LEFT JOIN pg_inherits i ON i.inhrelid = t.relid LEFT JOIN pg_class parent ON parent.oid = i.inhparent
+GROUP BY 2
+"""
+
+
+def _server_stats(conn: psycopg.Connection) -> tuple[int, dict[str, tuple[int, int, int]]]:
+    # This backend's counters reach the shared statistics when it next goes idle after a forced flush
+    # (PostgreSQL 15+), before it answers: read them in the following statement.
+    # Never prepared: psycopg's PREPARE is a server round trip, and a transaction, of its own.
+    conn.execute("SELECT pg_stat_force_next_flush()", prepare=False)
+    rows = conn.execute(_SERVER_STATS, prepare=False).fetchall()
+    return rows[0][0], {table: (int(scans), int(ins), int(upd)) for _, table, scans, ins, upd in rows}
+
+
+_OTHERS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+    "AND datid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def _wait_alone(conn: psycopg.Connection, timeout: float = 5.0) -> None:
+    """Until no other backend is in the database: one that is leaving flushes its counters before it goes."""
+    deadline = time.monotonic() + timeout
+    while conn.execute(_OTHERS, prepare=False).fetchone()[0] and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _measure_once(conn: psycopg.Connection, action: Callable[[], object]) -> Work:
+    server = conn.info.server_version >= 150000
+    if server:
+        _wait_alone(conn)
+        transactions_before, tables_before = _server_stats(conn)
+    with _statements_sent(conn) as statements:
+        action()
+    work = Work(statements=statements)
+    if server:
+        transactions_after, tables_after = _server_stats(conn)
+        # Between the two reads: the first read's statement and the second flush are transactions too.
+        work.transactions = transactions_after - transactions_before - 2
+        for table, after in tables_after.items():
+            before = tables_before.get(table, (0, 0, 0))
+            delta = tuple(a - b for a, b in zip(after, before, strict=True))
+            if any(delta):
+                work.tables[table] = delta
+    return work
+
+
+def measure_work(conn: psycopg.Connection, action: Callable[[], object], *, repeat: int = 3) -> Work:
+    """Run `action` (which must use only `conn`, in autocommit) `repeat` times and return the work it cost
+    the database. Server-side figures need PostgreSQL 15+ and count every backend of the database: the least
+    of the repeats is kept (autovacuum workers visit each database now and then), after waiting for other
+    connections to have gone. A statement psycopg prepares during `action` (at its 5th run) adds a
+    transaction of its own."""
+    works = [_measure_once(conn, action) for _ in range(repeat)]
+    if any(work.statements != works[0].statements for work in works):
+        raise RuntimeError(f"the same action sent different statements: {[dict(w.statements) for w in works]}")
+    return min(works, key=lambda work: (work.transactions or 0, work.totals()))

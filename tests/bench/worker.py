@@ -1,19 +1,26 @@
 """One benchmark client: an OS process of its own (spawned), with its own database connection.
 
-The service client sets Django up in its process (DATABASE_URL already names the bench database); the hand
-SQL client never imports Django. Each client warms up outside the measurement, waits at the shared barrier,
-then runs payments for a fixed count or until a deadline, and reports its start and end on the monotonic
-clock (system-wide on Linux, so the parent compares them across processes).
+The parent vaults one card per client merchant before spawning; every payment of a client pays with its
+token, through either implementation. The service client sets Django up in its process (DATABASE_URL already
+names the bench database); the hand SQL client never imports Django (only `vault.keys`, plain Python and Tink,
+for the KEK the service uses). Each client warms up outside the measurement, waits at the shared barrier, then
+runs payments for a fixed count or until a deadline, and reports its start and end on the monotonic clock
+(system-wide on Linux, so the parent compares them across processes).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.synchronize import Barrier
 from queue import Queue
+
+from tests.bench.handsql import VaultKeys
 
 SERVICE = "service"
 HAND_SQL = "hand SQL"
@@ -28,6 +35,8 @@ class ClientSpec:
     payments: int | None
     seconds: float
     warmup: int
+    tokens: tuple[str, ...]  # the vaulted card of client i's merchant `<merchant_id>-<i>` is tokens[i]
+    vault_keys: VaultKeys
 
 
 @dataclass(frozen=True)
@@ -40,7 +49,7 @@ class ClientResult:
     error: str | None = None
 
 
-def _service_pay():
+def _service_pay(token: str) -> Callable[..., object]:
     import django
 
     django.setup()
@@ -50,21 +59,25 @@ def _service_pay():
         raise RuntimeError(f"refusing to benchmark database {connection.settings_dict['NAME']!r}")
     from tests.bench import service
 
-    return service.pay
+    return functools.partial(service.pay, token=token)
 
 
-def _hand_pay(conninfo: str):
+def _hand_pay(spec: ClientSpec, token: str) -> Callable[..., object]:
     from tests.bench.handsql import HandWrittenPayments
 
-    return HandWrittenPayments(conninfo).pay
+    pay = functools.partial(HandWrittenPayments(spec.conninfo, spec.vault_keys).pay, token=token)
+    if "django" in sys.modules:
+        raise RuntimeError("the hand SQL client imported Django")
+    return pay
 
 
 def client_main(index: int, spec: ClientSpec, barrier: Barrier, results: Queue) -> None:
     ids: list[bytes] = []
     try:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fintech.settings")
-        pay = _service_pay() if spec.implementation == SERVICE else _hand_pay(spec.conninfo)
         merchant_id = f"{spec.merchant_id}-{index}"
+        token = spec.tokens[index]
+        pay = _service_pay(token) if spec.implementation == SERVICE else _hand_pay(spec, token)
         for _ in range(spec.warmup):
             ids.append(pay(merchant_id=merchant_id).bytes)
         barrier.wait(BARRIER_TIMEOUT)

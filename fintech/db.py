@@ -1,0 +1,19 @@
+"""A cursor straight on the psycopg connection Django manages, for the hot paths of every command.
+
+Same session and transactions as the ORM (atomic blocks included), errors still mapped to Django's; what it
+saves is the ORM's query building and Django's cursor wrapper, which together cost more client time than the
+statement itself on the paths every payment takes (the event store, the vault's card reads and audit rows).
+"""
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from django.db import connection
+
+
+@contextlib.contextmanager
+def raw_cursor() -> Iterator[Any]:
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        yield cursor
