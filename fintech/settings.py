@@ -87,8 +87,18 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL.replace("unix://", "redis
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
+# A wake-up that cannot be sent is not worth waiting for: beat catches up.
+CELERY_TASK_PUBLISH_RETRY = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / ".data" / "celerybeat"))
+# Projections are woken after every append and caught up by beat every few seconds (a lost wake-up only delays).
+PROJECTIONS_WAKE_ON_COMMIT = env_bool("PROJECTIONS_WAKE_ON_COMMIT", True)
+CELERY_BEAT_SCHEDULE = {
+    "projections-catch-up": {
+        "task": "projections.tasks.projections_catch_up_task",
+        "schedule": float(env("PROJECTIONS_CATCH_UP_SECONDS", "5")),
+    }
+}
 # The worker keeps the LOGGING above (and its card-number mask) instead of installing its own root handler.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)

@@ -1,9 +1,16 @@
 from django.urls import path
 
 from payments import api
+from projections.api import PaymentDetailApi, PaymentListApi
+
+
+class PaymentCollectionApi(api.PaymentCreateApi, PaymentListApi):
+    """One URL, two sides: POST creates a payment (write side), GET lists them (read model)."""
+
 
 ROUTES = [
-    ("payments", api.PaymentCreateApi, "payment-create"),
+    ("payments", PaymentCollectionApi, "payment-create"),
+    ("payments/<str:payment_id>", PaymentDetailApi, "payment-detail"),
     ("payments/<str:payment_id>/authorize", api.PaymentAuthorizeApi, "payment-authorize"),
     ("payments/<str:payment_id>/capture", api.PaymentCaptureApi, "payment-capture"),
     ("payments/<str:payment_id>/refunds", api.PaymentRefundApi, "payment-refund"),

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class ProjectionsConfig(AppConfig):
     name = "projections"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from fintech import eventstore
+        from projections import payments  # noqa: F401 - registers the payment projection
+        from projections.services import projections_wake
+
+        eventstore.subscribe(projections_wake)

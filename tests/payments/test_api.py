@@ -255,8 +255,8 @@ def test_create_form_encoded_is_415(merchant_client):
     _assert_problem(response, 415, "unsupported_media_type")
 
 
-def test_get_on_create_path_is_405_problem(merchant_client):
-    response = merchant_client.get(BASE)
+def test_delete_on_create_path_is_405_problem(merchant_client):
+    response = merchant_client.delete(BASE)
     _assert_problem(response, 405, "method_not_allowed")
     assert "POST" in response["Allow"]
 

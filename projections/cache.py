@@ -1,0 +1,66 @@
+"""Redis as a cache of the read tables (never their truth): `payment:{id}` for one hour, refreshed on change.
+
+Every Redis call is allowed to fail: readers fall back to the table, writers log and go on, and
+`rebuild_cache` refills everything from the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+import redis
+from django.utils import timezone
+from django_redis import get_redis_connection
+
+logger = logging.getLogger(__name__)
+
+PAYMENT_TTL_SECONDS = 3600
+
+
+def _client():
+    return get_redis_connection("default")
+
+
+def payment_key(payment_id) -> str:
+    return f"payment:{payment_id}"
+
+
+def checkpoint_key(projection: str) -> str:
+    return f"projection:{projection}:checkpoint_at"
+
+
+def payments_refresh(payment_ids: set[str]) -> None:
+    """Write the current read-model rows of these payments to Redis."""
+    from projections.selectors import payment_rows_as_json
+
+    documents = payment_rows_as_json(payment_ids=[uuid.UUID(i) for i in payment_ids])
+    pipe = _client().pipeline(transaction=False)
+    for payment_id, document in documents.items():
+        pipe.set(payment_key(payment_id), json.dumps(document), ex=PAYMENT_TTL_SECONDS)
+    pipe.execute()
+
+
+def payment_cached(payment_id) -> dict | None:
+    try:
+        value = _client().get(payment_key(payment_id))
+    except redis.RedisError:
+        logger.warning("Redis unavailable: payment %s read from the table", payment_id)
+        return None
+    return None if value is None else json.loads(value)
+
+
+def checkpoint_note(projection: str) -> None:
+    try:
+        _client().set(checkpoint_key(projection), timezone.now().isoformat())
+    except redis.RedisError:
+        logger.warning("Redis unavailable: checkpoint time of %s not cached", projection)
+
+
+def checkpoint_cached(projection: str) -> str | None:
+    try:
+        value = _client().get(checkpoint_key(projection))
+    except redis.RedisError:
+        return None
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,159 @@
+"""The projection engine: read the global log after a checkpoint, apply handlers, move the checkpoint in the
+same transaction (exactly once for the read tables), refresh Redis after commit.
+
+Only one process runs a given projection at a time (a transaction-level advisory lock); different projections
+run in parallel. A handler that raises stops its projection at that event: the events before it are kept, the
+checkpoint stays just before it, and the error is recorded until a later run gets past it.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from fintech import eventstore
+from fintech.db import raw_cursor
+from fintech.eventstore import Checkpoint, RecordedEvent
+from projections.models import ProjectionState
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[object, dict[str, str], RecordedEvent], Iterable[str] | None]
+
+
+@dataclass
+class Projection:
+    """A named set of handlers over some read tables. Handlers get a raw cursor, the table names to write (the
+    live ones, or the fresh ones of a replay) and the event; they return the ids whose cache to refresh."""
+
+    name: str
+    tables: tuple[str, ...]
+    handlers: dict[str, Handler]
+    refresh: Callable[[set[str]], None] | None = None
+    after_batch: Callable[[], None] | None = None
+    live_tables: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.live_tables = {table: table for table in self.tables}
+
+
+_REGISTRY: dict[str, Projection] = {}
+
+
+def projection_register(projection: Projection) -> Projection:
+    _REGISTRY[projection.name] = projection
+    return projection
+
+
+def projections() -> dict[str, Projection]:
+    return dict(_REGISTRY)
+
+
+def projection_get(name: str) -> Projection:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise LookupError(f"no projection {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+class HandlerFailed(Exception):
+    def __init__(self, index: int, recorded: RecordedEvent) -> None:
+        super().__init__(f"handler failed at event {recorded.event_id}")
+        self.index = index
+        self.recorded = recorded
+
+
+def _lock(name: str, *, wait: bool) -> bool:
+    with raw_cursor() as cursor:
+        function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+        cursor.execute(f"SELECT {function}(hashtextextended(%s, 0))::text", [f"projection:{name}"])
+        return cursor.fetchone()[0] in ("true", "")
+
+
+def lock_wait(name: str) -> None:
+    """Take the projection's lock for the rest of the caller's transaction, waiting for a running worker."""
+    _lock(name, wait=True)
+
+
+def apply_events(projection: Projection, tables: dict[str, str], events: list[RecordedEvent]) -> set[str]:
+    """Run the handlers over events inside the caller's transaction; HandlerFailed names the failing one."""
+    touched: set[str] = set()
+    with raw_cursor() as cursor:
+        for index, recorded in enumerate(events):
+            handler = projection.handlers.get(recorded.event_type)
+            if handler is None:
+                continue
+            try:
+                touched.update(handler(cursor, tables, recorded) or ())
+            except Exception as error:
+                raise HandlerFailed(index, recorded) from error
+    return touched
+
+
+def projection_run(*, name: str, batch_size: int = 500, wait: bool = False) -> int:
+    """Apply every committed event after the projection's checkpoint; returns how many were read. Returns at
+    once when another process holds the projection (unless `wait`)."""
+    projection = projection_get(name)
+    ProjectionState.objects.get_or_create(name=name)
+    done = 0
+    while True:
+        failure: HandlerFailed | None = None
+        with transaction.atomic():
+            if not _lock(name, wait=wait):
+                return done
+            state = ProjectionState.objects.select_for_update().get(name=name)
+            after = Checkpoint(state.checkpoint_transaction, state.checkpoint_position)
+            events = eventstore.read_all(after=after, limit=batch_size)
+            if not events:
+                return done
+            try:
+                with transaction.atomic():
+                    touched = apply_events(projection, projection.live_tables, events)
+            except HandlerFailed as failed:
+                failure = failed
+                # Keep what came before the failing event; stop just before it.
+                events = events[: failed.index]
+                touched = apply_events(projection, projection.live_tables, events)
+            if events:
+                _advance(state, events)
+            if failure is not None:
+                _record_failure(state, failure)
+            state.save()
+        if projection.refresh and touched:
+            _refresh(projection, touched)
+        if projection.after_batch:
+            projection.after_batch()
+        done += len(events)
+        if failure is not None:
+            logger.error("projection %s stopped at event %s", name, failure.recorded.event_id, exc_info=failure)
+            return done
+        if len(events) < batch_size:
+            return done
+
+
+def _advance(state: ProjectionState, events: list[RecordedEvent]) -> None:
+    last = events[-1]
+    state.checkpoint_transaction, state.checkpoint_position = last.checkpoint
+    state.events_applied += len(events)
+    state.last_event_at = last.created_at
+    state.error, state.error_event_id, state.error_at = "", None, None
+
+
+def _record_failure(state: ProjectionState, failure: HandlerFailed) -> None:
+    cause = failure.__cause__
+    state.error = "".join(traceback.format_exception(cause))[-4000:]
+    state.error_event_id = failure.recorded.event_id
+    state.error_at = timezone.now()
+
+
+def _refresh(projection: Projection, touched: set[str]) -> None:
+    try:
+        projection.refresh(touched)
+    except Exception:
+        # Redis is a cache of the read tables: queries fall back to them, and rebuild_cache refills it.
+        logger.warning("projection %s could not refresh its cache", projection.name, exc_info=True)

@@ -1,0 +1,77 @@
+"""Read models and the projection checkpoints. Only projection handlers write these tables."""
+
+from django.db import models
+
+
+class ProjectionState(models.Model):
+    """Where a projection is in the global log, and why it stopped if it did."""
+
+    name = models.CharField(primary_key=True, max_length=64)
+    checkpoint_transaction = models.BigIntegerField(default=0)
+    checkpoint_position = models.BigIntegerField(default=0)
+    events_applied = models.BigIntegerField(default=0)
+    last_event_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    error = models.TextField(blank=True, default="")
+    error_event_id = models.UUIDField(null=True)
+    error_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PaymentView(models.Model):
+    """The seed's payment read model: one row per payment, amounts in minor units of `currency`."""
+
+    payment_id = models.UUIDField(primary_key=True)
+    merchant_id = models.CharField(max_length=64)
+    currency = models.CharField(max_length=3)
+    amount = models.BigIntegerField()
+    authorized_amount = models.BigIntegerField(default=0)
+    captured_amount = models.BigIntegerField(default=0)
+    refunded_amount = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=24)
+    description = models.CharField(max_length=500, blank=True, default="")
+    token = models.CharField(max_length=64, blank=True, default="")
+    brand = models.CharField(max_length=20, blank=True, default="")
+    last4 = models.CharField(max_length=4, blank=True, default="")
+    authorization_code = models.CharField(max_length=32, blank=True, default="")
+    failure_code = models.CharField(max_length=16, blank=True, default="")
+    created_at = models.DateTimeField()
+    authorized_at = models.DateTimeField(null=True)
+    captured_at = models.DateTimeField(null=True)
+    refunded_at = models.DateTimeField(null=True)
+    cancelled_at = models.DateTimeField(null=True)
+    failed_at = models.DateTimeField(null=True)
+    version = models.PositiveIntegerField()
+
+    class Meta:
+        db_table = "projections_payment"
+        indexes = [
+            models.Index(fields=["merchant_id", "created_at", "payment_id"], name="projections_payment_list"),
+            models.Index(fields=["merchant_id", "status"], name="projections_payment_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payment_id} {self.status}"
+
+
+class MerchantDailySummary(models.Model):
+    """Per merchant, day (UTC) and currency: captures and refunds, for the back office and settlement."""
+
+    merchant_id = models.CharField(max_length=64)
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    captured_count = models.PositiveIntegerField(default=0)
+    captured_amount = models.BigIntegerField(default=0)
+    refunded_count = models.PositiveIntegerField(default=0)
+    refunded_amount = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "projections_merchant_daily"
+        constraints = [
+            models.UniqueConstraint(fields=["merchant_id", "day", "currency"], name="projections_merchant_daily_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.merchant_id} {self.day} {self.currency}"

@@ -1,0 +1,115 @@
+"""Queries on the read models: Redis first, the read table on a miss. Never the event store."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+
+from django.db.models import Q
+
+from projections import cache
+from projections.models import PaymentView, ProjectionState
+from projections.payments import PAYMENTS
+
+
+def _money(minor: int, currency: str) -> dict:
+    return {"amount": minor, "currency": currency}
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def payment_document(row: PaymentView) -> dict:
+    """A payment as GET answers it: the command responses' fields plus amounts and timestamps."""
+    return {
+        "id": str(row.payment_id),
+        "status": row.status,
+        "amount": _money(row.amount, row.currency),
+        "version": row.version,
+        "merchant_id": row.merchant_id,
+        "description": row.description,
+        "payment_method": {"token": row.token, "brand": row.brand, "last4": row.last4},
+        "authorization_code": row.authorization_code or None,
+        "failure_code": row.failure_code or None,
+        "authorized_amount": _money(row.authorized_amount, row.currency),
+        "captured_amount": _money(row.captured_amount, row.currency),
+        "refunded_amount": _money(row.refunded_amount, row.currency),
+        "created_at": _iso(row.created_at),
+        "authorized_at": _iso(row.authorized_at),
+        "captured_at": _iso(row.captured_at),
+        "refunded_at": _iso(row.refunded_at),
+        "cancelled_at": _iso(row.cancelled_at),
+        "failed_at": _iso(row.failed_at),
+    }
+
+
+def payment_rows_as_json(*, payment_ids: list[uuid.UUID]) -> dict[str, dict]:
+    return {
+        str(row.payment_id): payment_document(row) for row in PaymentView.objects.filter(payment_id__in=payment_ids)
+    }
+
+
+def projection_checkpoint_at(name: str = PAYMENTS) -> str | None:
+    cached = cache.checkpoint_cached(name)
+    if cached:
+        return cached
+    state = ProjectionState.objects.filter(name=name).first()
+    return _iso(state.updated_at) if state else None
+
+
+def payment_get(*, payment_id: uuid.UUID, merchant_id: str) -> tuple[dict, str] | None:
+    """(document, source) of a merchant's payment from the read model, "cache" or "table"; None if absent."""
+    document = cache.payment_cached(payment_id)
+    if document is not None:
+        return (document, "cache") if document["merchant_id"] == merchant_id else None
+    row = PaymentView.objects.filter(payment_id=payment_id, merchant_id=merchant_id).first()
+    return None if row is None else (payment_document(row), "table")
+
+
+@dataclass(frozen=True)
+class PaymentFilters:
+    status: str | None = None
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+    amount_min: int | None = None
+    amount_max: int | None = None
+    currency: str | None = None
+
+
+def _cursor_encode(row: PaymentView) -> str:
+    return base64.urlsafe_b64encode(json.dumps([row.created_at.isoformat(), str(row.payment_id)]).encode()).decode()
+
+
+def cursor_decode(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    """Raises ValueError for a cursor this API did not hand out."""
+    created, payment_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    return dt.datetime.fromisoformat(created), uuid.UUID(payment_id)
+
+
+def payment_list(
+    *, merchant_id: str, filters: PaymentFilters, cursor: str | None, limit: int
+) -> tuple[list[dict], str | None]:
+    """A page of the merchant's payments, newest first, and the cursor of the next page (None at the end)."""
+    rows = PaymentView.objects.filter(merchant_id=merchant_id)
+    if filters.status:
+        rows = rows.filter(status=filters.status)
+    if filters.created_from:
+        rows = rows.filter(created_at__gte=filters.created_from)
+    if filters.created_to:
+        rows = rows.filter(created_at__lt=filters.created_to)
+    if filters.amount_min is not None:
+        rows = rows.filter(amount__gte=filters.amount_min)
+    if filters.amount_max is not None:
+        rows = rows.filter(amount__lte=filters.amount_max)
+    if filters.currency:
+        rows = rows.filter(currency=filters.currency)
+    if cursor:
+        created, payment_id = cursor_decode(cursor)
+        rows = rows.filter(Q(created_at__lt=created) | Q(created_at=created, payment_id__lt=payment_id))
+    page = list(rows.order_by("-created_at", "-payment_id")[: limit + 1])
+    next_cursor = _cursor_encode(page[limit - 1]) if len(page) > limit else None
+    return [payment_document(row) for row in page[:limit]], next_cursor
