@@ -1,4 +1,8 @@
+import threading
+from collections.abc import Callable
+
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.services import api_token_issue
@@ -25,3 +29,32 @@ def _client(token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
+
+
+@pytest.fixture
+def run_concurrently() -> Callable[..., list[tuple[str, object]]]:
+    """Run callables at once, one thread each, released together by a barrier; each thread closes its own
+    database connection. Returns ("ok", value) or ("error", exception) per callable, in order."""
+
+    def run(*targets: Callable[[], object]) -> list[tuple[str, object]]:
+        barrier = threading.Barrier(len(targets))
+        results: list[tuple[str, object] | None] = [None] * len(targets)
+
+        def worker(index: int, target: Callable[[], object]) -> None:
+            try:
+                barrier.wait(timeout=10)
+                results[index] = ("ok", target())
+            except Exception as exc:  # noqa: BLE001 - reported to the test, which asserts on it
+                results[index] = ("error", exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=worker, args=(i, t), daemon=True) for i, t in enumerate(targets)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
+        return results
+
+    return run

@@ -3,11 +3,9 @@ code in threads."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import pytest
-from django.db import connection
 
 from payments import services
 from payments.domain import AUTHORIZED, CANCELLED, CAPTURED, FAILED, INITIATED, PARTIALLY_REFUNDED, REFUNDED
@@ -52,35 +50,3 @@ def make_payment(db) -> Callable[..., object]:
         raise ValueError(status)
 
     return make
-
-
-@pytest.fixture
-def run_concurrently() -> Callable[..., list[tuple[str, object]]]:
-    """Run callables at once, one thread each, released together by a barrier.
-
-    Each thread uses its own database connection and closes it at the end. Returns, in order, ("ok", value) or
-    ("error", exception) for each callable.
-    """
-
-    def run(*targets: Callable[[], object]) -> list[tuple[str, object]]:
-        barrier = threading.Barrier(len(targets))
-        results: list[tuple[str, object] | None] = [None] * len(targets)
-
-        def worker(index: int, target: Callable[[], object]) -> None:
-            try:
-                barrier.wait(timeout=10)
-                results[index] = ("ok", target())
-            except Exception as exc:  # noqa: BLE001 - reported to the test, which asserts on it
-                results[index] = ("error", exc)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=worker, args=(i, t), daemon=True) for i, t in enumerate(targets)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
-        return results
-
-    return run

@@ -3,14 +3,12 @@ an isolated key directory for tests that rotate or retire keys, and a helper run
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.services import api_token_issue
@@ -88,32 +86,3 @@ def cde_client(role_client) -> APIClient:
 def vault_merchant_client(db, merchant_id) -> APIClient:
     """An API client of a user acting for the test's merchant."""
     return api_client(api_token_issue(username=f"user-{merchant_id}", merchant_id=merchant_id))
-
-
-@pytest.fixture
-def run_concurrently() -> Callable[..., list[tuple[str, object]]]:
-    """Run callables at once, one thread each, released together by a barrier; each thread closes its own
-    database connection. Returns ("ok", value) or ("error", exception) per callable, in order."""
-
-    def run(*targets: Callable[[], object]) -> list[tuple[str, object]]:
-        barrier = threading.Barrier(len(targets))
-        results: list[tuple[str, object] | None] = [None] * len(targets)
-
-        def worker(index: int, target: Callable[[], object]) -> None:
-            try:
-                barrier.wait(timeout=10)
-                results[index] = ("ok", target())
-            except Exception as exc:  # noqa: BLE001 - reported to the test, which asserts on it
-                results[index] = ("error", exc)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=worker, args=(i, t), daemon=True) for i, t in enumerate(targets)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
-        return results
-
-    return run
