@@ -22,6 +22,8 @@ TARGET_RATIO = 0.7
 TARGET_CLIENTS = 8
 WARM_PAYMENTS = 5  # psycopg's prepare_threshold
 VAULT_SECONDS = 2.0  # at most, per vault measurement
+READ_SECONDS = 1.0  # at most, per read-side measurement
+PROJECTION_EVENTS = 100_000
 
 
 def out(line: str = "") -> None:
@@ -51,9 +53,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the four runs (default 3)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="client processes (default 1 8)")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured payments per client first (default 3)")
+    sections = parser.add_mutually_exclusive_group()
+    sections.add_argument("--skip-projections", action="store_true", help="leave out the read-side section")
+    sections.add_argument(
+        "--projections-only", action="store_true", help="only the read-side section (no commands, no vault)"
+    )
+    parser.add_argument(
+        "--projection-events",
+        type=int,
+        default=PROJECTION_EVENTS,
+        help=f"events appended for the projection catch-up (default {PROJECTION_EVENTS:,})",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.warmup < 0 or min(args.clients) < 1 or (args.payments is not None and args.payments < 1):
         parser.error("rounds, clients and payments must be positive, warmup not negative")
+    if args.projection_events < 1:
+        parser.error("--projection-events must be positive")
     return args
 
 
@@ -176,6 +191,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     out(f"{mode}, {args.rounds} interleaved rounds, {args.warmup} warm-up payments per client, spawned processes")
 
+    if not args.projections_only:
+        run_commands_and_vault(args, bench)
+    if not args.skip_projections:
+        from tests.bench import projections  # on the bench database, in this process
+
+        projections.run(
+            url=bench.url,
+            events=args.projection_events,
+            seconds=min(args.seconds, READ_SECONDS),
+            rounds=args.rounds,
+            out=out,
+        )
+    out()
+    if not args.projections_only:
+        out("all payments verified (3 events, stream at version 3, one granted detokenisation audit row)")
+    out(f"total time {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def run_commands_and_vault(args: argparse.Namespace, bench: database.BenchDatabase) -> None:
+    """Command throughput, service layer against hand-written SQL, then the vault beside raw AEAD."""
     vault_keys = vault_keys_of_settings()
     work = work_per_payment(bench.url, vault_keys)
     for implementation in (SERVICE, HAND_SQL):
@@ -239,12 +275,6 @@ def main(argv: list[str] | None = None) -> int:
     from tests.bench import vault  # on the bench database, in this process
 
     vault.run(seconds=min(args.seconds, VAULT_SECONDS), rounds=args.rounds, out=out)
-    out()
-    out(
-        "all payments verified (3 events, stream at version 3, one granted detokenisation audit row); "
-        f"total time {time.monotonic() - started:.0f} s"
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,183 @@
+"""The read side when things break, in this process on the real database and Redis: a handler that fails stops
+its projection at that event and says so until it is fixed; Redis down leaves reads on the table and the
+projection moving, and one command refills Redis once it is back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from fintech import eventstore
+from fintech.eventstore import Checkpoint
+from fintech.money import Money
+from payments import services
+from projections import engine
+from projections.cache import payment_key
+from projections.engine import Projection, projection_register, projection_run
+from projections.models import ProjectionState
+from projections.payments import PAYMENTS
+from tests.integration.helpers import ACTOR, card_token, merchant_client, payments_append, unique_merchant_id
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+FAILING = "integration_failing"
+SEEN_TABLE = "integration_failing_seen"
+PAYMENT_EVENT_TYPES = (
+    "PaymentInitiated",
+    "PaymentAuthorized",
+    "PaymentFailed",
+    "PaymentCaptured",
+    "PaymentRefunded",
+    "PaymentCancelled",
+)
+BATCH = 7
+DEAD_REDIS = "redis://127.0.0.1:1/0"
+
+
+def _log() -> list[tuple[uuid.UUID, str, Checkpoint]]:
+    """(event id, type, checkpoint) of every event in the log, in the order projections read it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT event_id, event_type, transaction_id::text::bigint, position FROM fintech_event "
+            "ORDER BY transaction_id, position"
+        )
+        return [(event_id, kind, Checkpoint(xid, position)) for event_id, kind, xid, position in cursor.fetchall()]
+
+
+def _seen() -> list[uuid.UUID]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT event_id FROM {SEEN_TABLE} ORDER BY seq")  # noqa: S608 - a constant
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.fixture
+def failing_projection(transactional_db) -> Iterator[dict[str, object]]:
+    """A projection recording each payment event in a table of its own, which raises on `control["fail_on"]`
+    (an event id) while set. Removed from the registry, and its table dropped, afterwards."""
+    control: dict[str, object] = {"fail_on": None}
+
+    def handler(cursor, tables, recorded):
+        if recorded.event_id == control["fail_on"]:
+            raise RuntimeError(f"cannot project {recorded.event_type} {recorded.event_id}")
+        cursor.execute(
+            f"INSERT INTO {tables[SEEN_TABLE]} (event_id) VALUES (%s)",  # noqa: S608 - the projection's table
+            [recorded.event_id],
+        )
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {SEEN_TABLE} (seq bigserial PRIMARY KEY, event_id uuid NOT NULL)")
+    projection_register(
+        Projection(name=FAILING, tables=(SEEN_TABLE,), handlers=dict.fromkeys(PAYMENT_EVENT_TYPES, handler))
+    )
+    try:
+        yield control
+    finally:
+        engine._REGISTRY.pop(FAILING, None)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {SEEN_TABLE}")
+
+
+def test_failing_handler_stops_at_its_event_then_resumes_after_fix(failing_projection):
+    # given payment events in the log, one of which the handler cannot apply; chosen in the middle of a batch
+    payments_append(merchant_id=unique_merchant_id("failing"), events_at_least=30)
+    log = _log()
+    failing_index = next(i for i in range(len(log) - 12, 0, -1) if i % BATCH == 3 and log[i][1] in PAYMENT_EVENT_TYPES)
+    failing_id = log[failing_index][0]
+    failing_projection["fail_on"] = failing_id
+    handled = [event_id for event_id, kind, _ in log if kind in PAYMENT_EVENT_TYPES]
+
+    # when the projection runs
+    read = projection_run(name=FAILING, batch_size=BATCH)
+
+    # then it applied every event before the failing one, once, and its checkpoint sits just before it
+    state = ProjectionState.objects.get(name=FAILING)
+    assert read == failing_index
+    assert state.events_applied == failing_index
+    assert Checkpoint(state.checkpoint_transaction, state.checkpoint_position) == log[failing_index - 1][2]
+    assert _seen() == [event_id for event_id, kind, _ in log[:failing_index] if kind in PAYMENT_EVENT_TYPES]
+    # and it reports the error and the event
+    assert state.error_event_id == failing_id
+    assert "RuntimeError: cannot project" in state.error
+    assert str(failing_id) in state.error
+    assert state.error_at is not None
+    out = io.StringIO()
+    call_command("projection_status", stdout=out)
+    assert f"stopped at event {failing_id}" in out.getvalue()
+
+    # when it runs again, still broken, it stays where it is
+    assert projection_run(name=FAILING, batch_size=BATCH) == 0
+    again = ProjectionState.objects.get(name=FAILING)
+    assert (again.checkpoint_transaction, again.checkpoint_position, again.events_applied) == (
+        state.checkpoint_transaction,
+        state.checkpoint_position,
+        state.events_applied,
+    )
+    assert again.error_event_id == failing_id
+    assert len(_seen()) == len([e for e, kind, _ in log[:failing_index] if kind in PAYMENT_EVENT_TYPES])
+
+    # when the handler is fixed, it goes on from the failing event to the head, and the error is cleared
+    failing_projection["fail_on"] = None
+    assert projection_run(name=FAILING, batch_size=BATCH) == len(log) - failing_index
+    fixed = ProjectionState.objects.get(name=FAILING)
+    assert Checkpoint(fixed.checkpoint_transaction, fixed.checkpoint_position) == eventstore.head() == log[-1][2]
+    assert fixed.events_applied == len(log)
+    assert (fixed.error, fixed.error_event_id, fixed.error_at) == ("", None, None)
+    assert _seen() == handled
+
+
+def _cache_at(settings, location: str) -> None:
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": location}}
+
+
+def test_redis_down_reads_fall_back_to_table_and_rebuild_cache_refills_it(redis_db, settings):
+    # given a captured payment, not projected yet
+    merchant = unique_merchant_id("redis")
+    payment = services.payment_initiate(
+        merchant_id=merchant, amount=Money(1500, "JPY"), payment_method_token=card_token(merchant), actor=ACTOR
+    )
+    services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    services.payment_capture(payment_id=payment.id, actor=ACTOR)
+    client = merchant_client(merchant)
+    url = f"/api/v1/payments/{payment.id}"
+
+    # when Redis is down (nothing listens where the cache points)
+    _cache_at(settings, DEAD_REDIS)
+    # then the projection still moves its checkpoint to the head
+    assert projection_run(name=PAYMENTS) > 0
+    state = ProjectionState.objects.get(name=PAYMENTS)
+    assert Checkpoint(state.checkpoint_transaction, state.checkpoint_position) == eventstore.head()
+    assert state.error == ""
+    # and the API answers from the read table
+    started = dt.datetime.now(tz=dt.UTC)
+    response = client.get(url)
+    elapsed = (dt.datetime.now(tz=dt.UTC) - started).total_seconds()
+    assert response.status_code == 200, response.content
+    from_table = response.json()
+    assert from_table["freshness"]["source"] == "table"
+    assert from_table["status"] == "captured"
+    assert from_table["captured_amount"] == {"amount": 1500, "currency": "JPY"}
+    assert from_table["freshness"]["projection_checkpoint_at"]
+    assert elapsed < 5, f"a read with Redis down took {elapsed:.1f} s"
+
+    # when Redis is back, the entry the outage missed is not there: reads stay on the table
+    _cache_at(settings, redis_db.cache_url)
+    assert redis_db.client().get(payment_key(payment.id)) is None
+    assert client.get(url).json()["freshness"]["source"] == "table"
+    # then rebuild_cache refills it, and the API answers the same document from the cache
+    out = io.StringIO()
+    call_command("rebuild_cache", PAYMENTS, stdout=out)
+    assert "cache entries written" in out.getvalue()
+    assert redis_db.client().get(payment_key(payment.id)) is not None
+    response = client.get(url)
+    assert response.status_code == 200, response.content
+    from_cache = response.json()
+    assert from_cache["freshness"]["source"] == "cache"
+    assert {k: v for k, v in from_cache.items() if k != "freshness"} == {
+        k: v for k, v in from_table.items() if k != "freshness"
+    }
