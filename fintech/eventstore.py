@@ -18,14 +18,14 @@ import datetime as dt
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from django.db import DatabaseError, connection, transaction
 
 from fintech.db import raw_cursor
-from fintech.events import DomainEvent, decode_event
+from fintech.events import DomainEvent, EventSchemaError, decode_event
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,17 @@ class Checkpoint(NamedTuple):
 
     transaction_id: int = 0
     position: int = 0
+
+
+class UndecodableEvent(EventSchemaError):
+    """A reader met an event this code cannot decode. `decoded` holds the events before it, in order, and
+    `before` the checkpoint just before it (safe to store: nothing after it was stepped over)."""
+
+    def __init__(self, event_id: uuid.UUID, before: Checkpoint, decoded: list[RecordedEvent], reason: str):
+        super().__init__(f"event {event_id} cannot be decoded: {reason}")
+        self.event_id = event_id
+        self.before = before
+        self.decoded = decoded
 
 
 @dataclass(frozen=True)
@@ -259,6 +270,25 @@ def read_all(*, after: Checkpoint | tuple[int, int] = _START, limit: int = 500) 
     back until every older transaction has finished, so the checkpoint of the last event returned is safe to
     store.
     """
+    return read_batch(after=after, limit=limit).events
+
+
+@dataclass
+class Batch:
+    """What read_batch read: the decoded events of the asked types, where to read on from (`end`, the last row
+    read of any type) and how many rows were read."""
+
+    events: list[RecordedEvent]
+    end: Checkpoint
+    read: int
+
+
+def read_batch(
+    *, after: Checkpoint | tuple[int, int] = _START, limit: int = 500, event_types: Collection[str] | None = None
+) -> Batch:
+    """Like read_all over the next `limit` rows, decoding only the events of `event_types` (all when None):
+    a reader moves past the events it does not handle without paying for them. An event of an asked type that
+    this code cannot decode raises UndecodableEvent with the events before it."""
     after = Checkpoint(*after)
     with raw_cursor() as cursor:
         cursor.execute(
@@ -267,7 +297,35 @@ def read_all(*, after: Checkpoint | tuple[int, int] = _START, limit: int = 500) 
             "ORDER BY transaction_id, position LIMIT %s",
             [after.transaction_id, after.position, limit],
         )
-        return [_decode_row(row) for row in cursor.fetchall()]
+        rows = cursor.fetchall()
+    events: list[RecordedEvent] = []
+    previous = after
+    for row in rows:
+        if event_types is None or row[3] in event_types:
+            try:
+                events.append(_decode_row(row))
+            except EventSchemaError as error:
+                raise UndecodableEvent(row[0], previous, events, str(error)) from error
+        previous = Checkpoint(row[10], row[11])
+    return Batch(events=events, end=previous, read=len(rows))
+
+
+def backlog(
+    *, after: Checkpoint | tuple[int, int] = _START, event_types: Collection[str] | None = None
+) -> tuple[int, dt.datetime | None]:
+    """How many committed events (of `event_types`, or all) read_all would still return after a checkpoint, and
+    when the oldest of them was written; counted in SQL, so an undecodable event is counted too."""
+    after = Checkpoint(*after)
+    with raw_cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), min(created_at) FROM fintech_event "
+            "WHERE (transaction_id, position) > (%s::text::xid8, %s) "
+            "AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "AND (%s::text[] IS NULL OR event_type = ANY(%s::text[]))",
+            [after.transaction_id, after.position, *[None if event_types is None else list(event_types)] * 2],
+        )
+        count, oldest = cursor.fetchone()
+    return count, oldest
 
 
 def head() -> Checkpoint:

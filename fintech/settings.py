@@ -10,6 +10,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
+from fintech import redisurls
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -83,7 +85,8 @@ CACHES = {
     }
 }
 
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL.replace("unix://", "redis+socket://"))
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", redisurls.broker_url(REDIS_URL))
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

@@ -31,14 +31,36 @@ def checkpoint_key(projection: str) -> str:
     return f"projection:{projection}:checkpoint_at"
 
 
+# Two runs can refresh the same payment in either order after their commits; the entry only ever moves
+# forward in version, so a slow refresh of an older row cannot overwrite a newer one.
+_SET_IF_NOT_OLDER = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, document = pcall(cjson.decode, current)
+  if ok and type(document) == 'table' and tonumber(document['version']) and
+     tonumber(document['version']) > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
+
+
 def payments_refresh(payment_ids: set[str]) -> None:
-    """Write the current read-model rows of these payments to Redis."""
+    """Write the current read-model rows of these payments to Redis, never replacing a newer version."""
     from projections.selectors import payment_rows_as_json
 
     documents = payment_rows_as_json(payment_ids=[uuid.UUID(i) for i in payment_ids])
-    pipe = _client().pipeline(transaction=False)
+    client = _client()
+    script = client.register_script(_SET_IF_NOT_OLDER)
+    pipe = client.pipeline(transaction=False)
     for payment_id, document in documents.items():
-        pipe.set(payment_key(payment_id), json.dumps(document), ex=PAYMENT_TTL_SECONDS)
+        script(
+            keys=[payment_key(payment_id)],
+            args=[json.dumps(document), document["version"], PAYMENT_TTL_SECONDS],
+            client=pipe,
+        )
     pipe.execute()
 
 

@@ -65,7 +65,7 @@ class HandlerFailed(Exception):
     def __init__(self, index: int, recorded: RecordedEvent) -> None:
         super().__init__(f"handler failed at event {recorded.event_id}")
         self.index = index
-        self.recorded = recorded
+        self.event_id = recorded.event_id
 
 
 def _lock(name: str, *, wait: bool) -> bool:
@@ -96,21 +96,26 @@ def apply_events(projection: Projection, tables: dict[str, str], events: list[Re
 
 
 def projection_run(*, name: str, batch_size: int = 500, wait: bool = False) -> int:
-    """Apply every committed event after the projection's checkpoint; returns how many were read. Returns at
+    """Apply every committed event after the projection's checkpoint; returns how many were applied. Returns at
     once when another process holds the projection (unless `wait`)."""
     projection = projection_get(name)
     ProjectionState.objects.get_or_create(name=name)
     done = 0
     while True:
-        failure: HandlerFailed | None = None
+        failure: HandlerFailed | eventstore.UndecodableEvent | None = None
         with transaction.atomic():
             if not _lock(name, wait=wait):
                 return done
             state = ProjectionState.objects.select_for_update().get(name=name)
             after = Checkpoint(state.checkpoint_transaction, state.checkpoint_position)
-            events = eventstore.read_all(after=after, limit=batch_size)
-            if not events:
+            try:
+                batch = eventstore.read_batch(after=after, limit=batch_size, event_types=projection.handlers)
+            except eventstore.UndecodableEvent as undecodable:
+                failure = undecodable
+                batch = eventstore.Batch(events=undecodable.decoded, end=undecodable.before, read=0)
+            if batch.read == 0 and failure is None:
                 return done
+            events, end = batch.events, batch.end
             try:
                 with transaction.atomic():
                     touched = apply_events(projection, projection.live_tables, events)
@@ -118,9 +123,9 @@ def projection_run(*, name: str, batch_size: int = 500, wait: bool = False) -> i
                 failure = failed
                 # Keep what came before the failing event; stop just before it.
                 events = events[: failed.index]
+                end = events[-1].checkpoint if events else after
                 touched = apply_events(projection, projection.live_tables, events)
-            if events:
-                _advance(state, events)
+            _advance(state, end, events)
             if failure is not None:
                 _record_failure(state, failure)
             state.save()
@@ -130,24 +135,24 @@ def projection_run(*, name: str, batch_size: int = 500, wait: bool = False) -> i
             projection.after_batch()
         done += len(events)
         if failure is not None:
-            logger.error("projection %s stopped at event %s", name, failure.recorded.event_id, exc_info=failure)
+            logger.error("projection %s stopped at event %s", name, failure.event_id, exc_info=failure)
             return done
-        if len(events) < batch_size:
+        if batch.read < batch_size:
             return done
 
 
-def _advance(state: ProjectionState, events: list[RecordedEvent]) -> None:
-    last = events[-1]
-    state.checkpoint_transaction, state.checkpoint_position = last.checkpoint
+def _advance(state: ProjectionState, end: Checkpoint, events: list[RecordedEvent]) -> None:
+    state.checkpoint_transaction, state.checkpoint_position = end
     state.events_applied += len(events)
-    state.last_event_at = last.created_at
+    if events:
+        state.last_event_at = events[-1].created_at
     state.error, state.error_event_id, state.error_at = "", None, None
 
 
-def _record_failure(state: ProjectionState, failure: HandlerFailed) -> None:
-    cause = failure.__cause__
+def _record_failure(state: ProjectionState, failure: HandlerFailed | eventstore.UndecodableEvent) -> None:
+    cause = failure.__cause__ or failure
     state.error = "".join(traceback.format_exception(cause))[-4000:]
-    state.error_event_id = failure.recorded.event_id
+    state.error_event_id = failure.event_id
     state.error_at = timezone.now()
 
 

@@ -48,55 +48,92 @@ def projection_replay(
     *, name: str, batch_size: int = 2000, progress: Callable[[int, int, float], None] | None = None
 ) -> int:
     """Rebuild a read model from the first event into fresh tables while the old ones keep serving, then swap
-    them in, with the checkpoint, in one transaction. Returns the number of events read."""
+    them in, with the checkpoint, in one transaction. Returns the number of events read. When a handler fails
+    or an event cannot be decoded, the fresh tables are dropped, the live ones are untouched, and it raises."""
     projection = engine.projection_get(name)
     fresh = {table: f"{table}__replay" for table in projection.tables}
     with connection.cursor() as cursor:
         for table, new in fresh.items():
             cursor.execute(f"DROP TABLE IF EXISTS {new}")
             cursor.execute(f"CREATE TABLE {new} (LIKE {table} INCLUDING ALL)")
-    total, started, checkpoint = 0, time.monotonic(), Checkpoint()
-    head = eventstore.head()
+    total, started, end, last_created = 0, time.monotonic(), Checkpoint(), None
+    expected, _ = eventstore.backlog(event_types=projection.handlers)
 
     def catch_up() -> None:
-        nonlocal total, checkpoint
+        nonlocal total, end, last_created
         while True:
-            events = eventstore.read_all(after=checkpoint, limit=batch_size)
-            if not events:
+            batch = eventstore.read_batch(after=end, limit=batch_size, event_types=projection.handlers)
+            if not batch.read:
                 return
             with transaction.atomic():
-                engine.apply_events(projection, fresh, events)
-            checkpoint = events[-1].checkpoint
-            total += len(events)
+                engine.apply_events(projection, fresh, batch.events)
+            end, total = batch.end, total + len(batch.events)
+            if batch.events:
+                last_created = batch.events[-1].created_at
             if progress:
-                progress(total, _position_distance(checkpoint, head), time.monotonic() - started)
+                progress(total, max(0, expected - total), time.monotonic() - started)
 
-    catch_up()
-    with transaction.atomic():
-        # The live projection waits while we take the last events and swap.
-        engine.lock_wait(name)
+    try:
         catch_up()
+        with transaction.atomic():
+            # The live projection waits while we take the last events and swap.
+            engine.lock_wait(name)
+            catch_up()
+            with connection.cursor() as cursor:
+                for table, new in fresh.items():
+                    _swap(cursor, table, new)
+            ProjectionState.objects.update_or_create(
+                name=name,
+                defaults={
+                    "checkpoint_transaction": end.transaction_id,
+                    "checkpoint_position": end.position,
+                    "events_applied": total,
+                    "last_event_at": last_created,
+                    "error": "",
+                    "error_event_id": None,
+                    "error_at": None,
+                },
+            )
+    except BaseException:
         with connection.cursor() as cursor:
-            for table, new in fresh.items():
-                cursor.execute(f"ALTER TABLE {table} RENAME TO {table}__old")
-                cursor.execute(f"ALTER TABLE {new} RENAME TO {table}")
-                cursor.execute(f"DROP TABLE {table}__old")
-        ProjectionState.objects.update_or_create(
-            name=name,
-            defaults={
-                "checkpoint_transaction": checkpoint.transaction_id,
-                "checkpoint_position": checkpoint.position,
-                "events_applied": total,
-                "error": "",
-                "error_event_id": None,
-                "error_at": None,
-            },
-        )
+            for new in fresh.values():
+                cursor.execute(f"DROP TABLE IF EXISTS {new}")
+        raise
     return total
 
 
-def _position_distance(checkpoint: Checkpoint, head: Checkpoint) -> int:
-    return max(0, head.position - checkpoint.position)
+def _index_names(cursor, table: str) -> dict[str, str]:
+    """The table's index names by their definition without the index and table names."""
+    cursor.execute(
+        "SELECT c.relname, i.indisunique, pg_get_indexdef(i.indexrelid) "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass",
+        [table],
+    )
+    return {f"{unique} {definition.split(' USING ', 1)[1]}": name for name, unique, definition in cursor.fetchall()}
+
+
+def _id_sequence(cursor, table: str) -> str | None:
+    cursor.execute(
+        "SELECT pg_get_serial_sequence(%s, 'id') FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attname = 'id' AND NOT attisdropped",
+        [table, table],
+    )
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _swap(cursor, table: str, new: str) -> None:
+    """Put `new` in the place of `table` under the same index, constraint and sequence names, so that later
+    migrations still find them."""
+    old_indexes, new_indexes = _index_names(cursor, table), _index_names(cursor, new)
+    old_sequence, new_sequence = _id_sequence(cursor, table), _id_sequence(cursor, new)
+    cursor.execute(f"DROP TABLE {table}")
+    cursor.execute(f"ALTER TABLE {new} RENAME TO {table}")
+    for definition, name in new_indexes.items():
+        # Renaming the index behind a primary key or unique constraint renames the constraint too.
+        cursor.execute(f'ALTER INDEX "{name}" RENAME TO "{old_indexes[definition]}"')
+    if old_sequence and new_sequence:
+        cursor.execute(f"ALTER SEQUENCE {new_sequence} RENAME TO {old_sequence.rsplit('.', 1)[-1]}")
 
 
 def cache_rebuild(*, name: str) -> int:

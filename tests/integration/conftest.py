@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import parse_qsl, quote, urlencode, urlparse
+from urllib.parse import quote, urlparse
 
 import kombu.pools
 import pytest
@@ -25,6 +25,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django_redis import get_redis_connection
 
+from fintech import redisurls
 from fintech.celery import app as celery_app
 from fintech.events import DomainEvent
 
@@ -37,20 +38,9 @@ T = TypeVar("T")
 
 
 def redis_urls(redis_url: str, db: int) -> tuple[str, str]:
-    """(cache URL, broker URL) of database `db` on the server `redis_url` names, tcp or unix socket.
-
-    Kombu's socket transport takes the database from `virtual_host`, not from `db`."""
-    parsed = urlparse(redis_url)
-    if parsed.scheme in ("redis", "rediss"):
-        url = parsed._replace(path=f"/{db}").geturl()
-        return url, url
-    if parsed.scheme == "unix":
-        query = [(key, value) for key, value in parse_qsl(parsed.query) if key not in ("db", "virtual_host")]
-        server = f"{parsed.netloc}{parsed.path}"
-        cache = f"unix://{server}?{urlencode([*query, ('db', str(db))])}"
-        broker = f"redis+socket://{server}?{urlencode([*query, ('virtual_host', str(db))])}"
-        return cache, broker
-    raise ValueError(f"cannot derive a Redis database from {parsed.scheme}:// URLs")
+    """(cache URL, broker URL) of database `db` on the server `redis_url` names, tcp or unix socket."""
+    cache = redisurls.database_url(redis_url, db)
+    return cache, redisurls.broker_url(cache)
 
 
 def event_modules_of_tests() -> list[str]:

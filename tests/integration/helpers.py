@@ -165,8 +165,13 @@ def payments_append(*, merchant_id: str, events_at_least: int) -> list[uuid.UUID
 
 
 def log_size() -> tuple[int, Checkpoint]:
-    """How many events the log holds, and its head."""
+    """How many events of the payments projection's types the log holds, and its head."""
+    from projections.engine import projection_get
+    from projections.payments import PAYMENTS
+
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM fintech_event")
+        cursor.execute(
+            "SELECT count(*) FROM fintech_event WHERE event_type = ANY(%s)", [list(projection_get(PAYMENTS).handlers)]
+        )
         count = cursor.fetchone()[0]
     return count, eventstore.head()

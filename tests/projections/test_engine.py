@@ -81,3 +81,78 @@ def test_projection_run_skips_when_another_holds_the_lock(failing_projection):
     finally:
         other.close()
     assert engine.projection_run(name=name) > 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineFuture(DomainEvent):
+    """Stored at v2; a test lowers the class to v1 to play code older than the event."""
+
+    event_version = 2
+    aggregate_type = "engine_test"
+    label: str
+
+
+@pytest.fixture
+def future_projection(monkeypatch):
+    seen: list[str] = []
+
+    def handler(cursor, tables, recorded):
+        seen.append(recorded.event.label)
+
+    name = f"test_future_{uuid.uuid4().hex[:6]}"
+    engine.projection_register(engine.Projection(name=name, tables=(), handlers={"EngineFuture": handler}))
+    yield name, seen
+    engine._REGISTRY.pop(name)
+
+
+def test_undecodable_event_stops_the_projection_with_the_error_recorded_and_status_still_reports(
+    future_projection, monkeypatch
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    name, seen = future_projection
+    engine.projection_run(name=name)  # past anything earlier tests left in the log
+    seen.clear()
+    stream = uuid.uuid4()
+    eventstore.append(
+        stream, [EngineFuture(occurred_at=timezone.now(), label=label) for label in ("one", "new", "three")], 0
+    )
+    first = eventstore.load(stream)[0]
+    # when the code is older than the events (it knows v1 only), the projection stops at the first of them
+    monkeypatch.setattr(EngineFuture, "event_version", 1)
+    engine.projection_run(name=name)
+    state = ProjectionState.objects.get(name=name)
+    assert seen == []
+    assert state.error_event_id == first.event_id
+    assert "newer than this code" in state.error
+    # and projection_status reports the lag and the error instead of failing on the event
+    out = StringIO()
+    call_command("projection_status", stdout=out)
+    line = next(line for line in out.getvalue().splitlines() if line.startswith(f"{name}:"))
+    assert "lag 3 events" in line
+    assert f"stopped at event {first.event_id}" in out.getvalue()
+    # when the code learns v2, it goes on from that event, nothing skipped
+    monkeypatch.setattr(EngineFuture, "event_version", 2)
+    engine.projection_run(name=name)
+    assert seen == ["one", "new", "three"]
+    assert ProjectionState.objects.get(name=name).error == ""
+
+
+def test_events_a_projection_does_not_handle_are_passed_without_decoding(failing_projection, monkeypatch):
+    from django.utils import timezone
+
+    name, seen, broken = failing_projection
+    broken["on"] = False
+    # an event of another type that this code cannot decode sits between two handled ones
+    eventstore.append(uuid.uuid4(), [EngineFuture(occurred_at=timezone.now(), label="other")], 0)
+    monkeypatch.setattr(EngineFuture, "event_version", 1)
+    _append("after")
+    # then the projection, which does not handle that type, goes past it
+    engine.projection_run(name=name)
+    assert seen[-1] == "after"
+    state = ProjectionState.objects.get(name=name)
+    assert state.error == ""
+    assert (state.checkpoint_transaction, state.checkpoint_position) >= tuple(eventstore.head())

@@ -116,3 +116,85 @@ def test_projection_status_and_rebuild_cache_commands_report(token, capsys):
     assert "payments: checkpoint" in out
     assert "lag 0 events" in out
     assert "cache entries written" in out
+
+
+def _names(table: str) -> dict[str, list[str]]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s ORDER BY 1", [table])
+        indexes = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass ORDER BY 1", [table])
+        constraints = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT pg_get_serial_sequence(attrelid::regclass::text, attname) FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attname = 'id'",
+            [table],
+        )
+        sequences = [row[0] for row in cursor.fetchall()]
+    return {"indexes": indexes, "constraints": constraints, "sequences": sequences}
+
+
+def test_replay_keeps_index_constraint_and_sequence_names(token, merchant):
+    tables = ("projections_payment", "projections_merchant_daily")
+    before = {table: _names(table) for table in tables}
+    assert "projections_payment_list" in before["projections_payment"]["indexes"]
+    assert "projections_merchant_daily_key" in before["projections_merchant_daily"]["constraints"]
+    # when the projection is replayed and its fresh tables swapped in
+    call_command("replay_projection", "payments")
+    # then the tables answer to the names the migrations gave them
+    assert {table: _names(table) for table in tables} == before
+    # and the id sequence still works after the swap
+    from django.utils import timezone
+
+    row = MerchantDailySummary.objects.create(merchant_id=merchant, day=timezone.now().date(), currency="EUR")
+    assert row.id
+
+
+def test_replay_that_fails_leaves_the_live_tables_and_no_fresh_ones(token, merchant, monkeypatch):
+    from django.core.management.base import CommandError
+    from django.db import connection
+
+    from projections import engine
+
+    _captured(token)
+    projection_run(name="payments")
+    live = PaymentView.objects.count()
+    projection = engine.projection_get("payments")
+
+    def broken(cursor, tables, recorded):
+        raise RuntimeError("handler bug")
+
+    monkeypatch.setitem(projection.handlers, "PaymentCaptured", broken)
+    # when a handler fails during the replay, the command says where and why
+    with pytest.raises(CommandError, match="stopped at event .*handler bug.*live tables are unchanged"):
+        call_command("replay_projection", "payments")
+    # and the live tables still serve, the fresh ones are gone
+    assert PaymentView.objects.count() == live
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE '%%__replay'")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_cache_refresh_never_replaces_a_newer_version(token, merchant):
+    import json
+
+    from django_redis import get_redis_connection
+
+    from projections import cache
+
+    payment = _pay(token)
+    projection_run(name="payments")
+    key = cache.payment_key(payment.id)
+    redis = get_redis_connection("default")
+    # given a newer version already in the cache (a later run refreshed first)
+    newer = {**json.loads(redis.get(key)), "version": 99, "status": "captured"}
+    redis.set(key, json.dumps(newer))
+    # when a slower run refreshes the older row, the newer entry stays
+    cache.payments_refresh({str(payment.id)})
+    assert json.loads(redis.get(key))["version"] == 99
+    # and an entry at an older version is replaced, with the one-hour TTL
+    redis.set(key, json.dumps({**newer, "version": 0}))
+    cache.payments_refresh({str(payment.id)})
+    assert json.loads(redis.get(key))["version"] == 1
+    assert 3500 < redis.ttl(key) <= 3600

@@ -12,14 +12,14 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         head = eventstore.head()
         self.stdout.write(f"head of the log: transaction {head.transaction_id}, position {head.position}")
-        for name in sorted(engine.projections()):
+        for name, projection in sorted(engine.projections().items()):
             state = ProjectionState.objects.filter(name=name).first() or ProjectionState(name=name)
             checkpoint = eventstore.Checkpoint(state.checkpoint_transaction, state.checkpoint_position)
-            behind = len(eventstore.read_all(after=checkpoint, limit=100_000))
-            lag = (timezone.now() - state.last_event_at).total_seconds() if behind and state.last_event_at else 0.0
+            behind, oldest = eventstore.backlog(after=checkpoint, event_types=projection.handlers)
+            lag = (timezone.now() - oldest).total_seconds() if oldest else 0.0
             self.stdout.write(
                 f"{name}: checkpoint ({checkpoint.transaction_id}, {checkpoint.position}), "
-                f"{state.events_applied} applied, lag {behind}{'+' if behind == 100_000 else ''} events / {lag:.1f} s"
+                f"{state.events_applied} applied, lag {behind} events / {lag:.1f} s"
             )
             if state.error:
                 self.stdout.write(f"  stopped at event {state.error_event_id} since {state.error_at}:")

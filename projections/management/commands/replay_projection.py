@@ -2,6 +2,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from fintech import eventstore
 from projections import engine, services
 
 
@@ -25,10 +26,18 @@ class Command(BaseCommand):
                 total = services.projection_replay(name=projection, batch_size=batch_size, progress=self._progress)
             except LookupError as error:
                 raise CommandError(str(error)) from None
+            except (engine.HandlerFailed, eventstore.UndecodableEvent) as error:
+                cause = error.__cause__ or error
+                raise CommandError(
+                    f"{projection}: stopped at event {error.event_id} ({type(cause).__name__}: {cause}); "
+                    "the live tables are unchanged"
+                ) from None
             self.stdout.write(f"\n{projection}: replayed {total} events and swapped the tables in")
 
     def _progress(self, done: int, left: int, seconds: float) -> None:
         rate = done / max(seconds, 1e-9)
         eta = left / rate if rate else 0
-        self.stdout.write(f"\r{done} events, {rate:,.0f} events/s, about {left} left, ETA {eta:,.0f} s", ending="")
+        filled = 30 * done // max(done + left, 1)
+        bar = "#" * filled + "-" * (30 - filled)
+        self.stdout.write(f"\r[{bar}] {done:,} events, {rate:,.0f} events/s, ETA {eta:,.0f} s", ending="")
         sys.stdout.flush()
