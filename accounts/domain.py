@@ -1,4 +1,4 @@
-"""Customer events and errors. Pure Python, no Django.
+"""Customer and ledger events, errors and rules. Pure Python, no Django.
 
 Events refer to a person by id only; their personal data travels in `pii`, one ciphertext under the
 customer's own data key (the vault's subject key), so forgetting the customer makes it unreadable while the
@@ -7,10 +7,13 @@ event row itself never changes.
 
 from __future__ import annotations
 
+import datetime as dt
+import enum
 import uuid
 from dataclasses import dataclass
 
 from fintech.events import DomainEvent
+from fintech.money import Money
 
 AGGREGATE_TYPE = "customer"
 
@@ -37,3 +40,262 @@ class CustomerRegistered(DomainEvent):
 def registered_pii_context(customer_id: uuid.UUID) -> bytes:
     """The associated data binding a CustomerRegistered ciphertext to its event type and customer."""
     return f"event:CustomerRegistered:{customer_id}".encode()
+
+
+# --- The ledger -------------------------------------------------------------------------------------------
+# Postings are signed integers in minor units: the balance of an account is the sum of its postings, every
+# journal entry sums to zero per currency, and so does the sum of all balances of a currency. Customer funds
+# and merchant payables stand positive; the accounts that mirror them on the company's side (the segregated
+# trust account at the bank, clearing) stand negative by the same amount.
+
+LEDGER_AGGREGATE = "ledger_account"
+ENTRY_AGGREGATE = "ledger_entry"
+HOLD_AGGREGATE = "ledger_hold"
+
+AVAILABLE, PENDING = "available", "pending"
+BUCKETS = (AVAILABLE, PENDING)
+
+CUSTOMER, MERCHANT, COMPANY = "customer", "merchant", "company"
+COMPANY_OWNER_ID = "company"
+
+
+class AccountKind(enum.StrEnum):
+    CUSTOMER_BALANCE = "customer_balance"
+    MERCHANT_PAYABLE = "merchant_payable"
+    SEGREGATED_TRUST = "segregated_trust"
+    REVENUE = "revenue"
+    CLEARING = "clearing"
+    SUSPENSE = "suspense"
+
+
+OWNER_OF_KIND = {
+    AccountKind.CUSTOMER_BALANCE: CUSTOMER,
+    AccountKind.MERCHANT_PAYABLE: MERCHANT,
+    AccountKind.SEGREGATED_TRUST: COMPANY,
+    AccountKind.REVENUE: COMPANY,
+    AccountKind.CLEARING: COMPANY,
+    AccountKind.SUSPENSE: COMPANY,
+}
+# The company's mirror accounts stand negative by design; every other kind has a floor of 0 unless configured.
+UNBOUNDED_KINDS = frozenset({AccountKind.SEGREGATED_TRUST, AccountKind.CLEARING, AccountKind.SUSPENSE})
+
+
+class LedgerError(Exception):
+    code = "ledger_error"
+
+
+class InsufficientFunds(LedgerError):
+    code = "insufficient_funds"
+
+
+class CurrencyMismatch(LedgerError):
+    code = "currency_mismatch"
+
+
+class AccountNotFound(LedgerError):
+    code = "account_not_found"
+
+
+class AccountExists(LedgerError):
+    code = "account_exists"
+
+
+class InvalidLedgerRequest(LedgerError):
+    code = "invalid_request"
+
+
+class HoldNotFound(LedgerError):
+    code = "hold_not_found"
+
+
+class HoldClosed(LedgerError):
+    code = "hold_closed"
+
+
+@dataclass(frozen=True)
+class Posting:
+    account_id: uuid.UUID
+    bucket: str
+    amount: int  # signed minor units of the account's currency; never 0
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """An account row as locked for an entry."""
+
+    id: uuid.UUID
+    kind: str
+    currency: str
+    floor: int | None
+    available: int
+    pending: int
+    version: int
+
+    @property
+    def holds_customer_funds(self) -> bool:
+        return self.kind == AccountKind.CUSTOMER_BALANCE
+
+
+def entry_check_balanced(postings: list[Posting], currency_of: dict[uuid.UUID, str]) -> None:
+    """Two or more non-zero postings summing to zero per currency (the database checks it again at commit)."""
+    if len(postings) < 2 or any(p.amount == 0 or p.bucket not in BUCKETS for p in postings):
+        raise InvalidLedgerRequest("an entry needs two or more non-zero postings")
+    totals: dict[str, int] = {}
+    for posting in postings:
+        currency = currency_of[posting.account_id]
+        totals[currency] = totals.get(currency, 0) + posting.amount
+    if any(totals.values()):
+        raise InvalidLedgerRequest(f"postings do not balance: {totals}")
+
+
+def balances_after(
+    accounts: dict[uuid.UUID, AccountState], postings: list[Posting]
+) -> dict[uuid.UUID, tuple[int, int]]:
+    """(available, pending) of each touched account after the postings; InsufficientFunds when one would fall
+    below its floor (available) or below zero (pending)."""
+    after = {account_id: (accounts[account_id].available, accounts[account_id].pending) for account_id in accounts}
+    for posting in postings:
+        available, pending = after[posting.account_id]
+        if posting.bucket == AVAILABLE:
+            available += posting.amount
+        else:
+            pending += posting.amount
+        after[posting.account_id] = (available, pending)
+    for account_id, (available, pending) in after.items():
+        account = accounts[account_id]
+        if (account.floor is not None and available < account.floor) or pending < 0:
+            raise InsufficientFunds(f"account {account_id} would fall below its floor")
+    return {account_id: after[account_id] for account_id in {p.account_id for p in postings}}
+
+
+def segregation_postings(*, amount: int, leaving: bool, trust_id: uuid.UUID, clearing_id: uuid.UUID) -> list[Posting]:
+    """Money crossing the boundary of customer funds moves the segregated trust account with it (through
+    clearing), so that customer funds always equal the trust account."""
+    sign = 1 if leaving else -1
+    return [Posting(trust_id, AVAILABLE, sign * amount), Posting(clearing_id, AVAILABLE, -sign * amount)]
+
+
+def fee_of(amount: int, basis_points: int) -> int:
+    """The fee on an amount in minor units, rounded half up; never more than the amount."""
+    return min(amount, (amount * basis_points + 5000) // 10000)
+
+
+def refund_fee_share(*, fee: int, captured: int, refunded_before: int, refund: int) -> int:
+    """The part of the capture fee a refund gives back: cumulative and proportional, so that refunds adding
+    up to the capture give back exactly the fee, whatever the rounding of each."""
+    if captured <= 0:
+        return 0
+    return fee * (refunded_before + refund) // captured - fee * refunded_before // captured
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountOpened(DomainEvent):
+    aggregate_type = LEDGER_AGGREGATE
+
+    account_id: uuid.UUID
+    owner_type: str
+    owner_id: str
+    currency: str
+    kind: str
+    floor: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BalanceChanged(DomainEvent):
+    """An account's balances after a journal entry (the balance read model is built from these)."""
+
+    aggregate_type = LEDGER_AGGREGATE
+
+    account_id: uuid.UUID
+    entry_id: uuid.UUID
+    available: Money
+    pending: Money
+
+
+@dataclass(frozen=True, kw_only=True)
+class FundsDeposited(DomainEvent):
+    aggregate_type = ENTRY_AGGREGATE
+
+    entry_id: uuid.UUID
+    account_id: uuid.UUID
+    amount: Money
+    reference: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferCompleted(DomainEvent):
+    aggregate_type = ENTRY_AGGREGATE
+
+    transfer_id: uuid.UUID
+    from_account: uuid.UUID
+    to_account: uuid.UUID
+    amount: Money
+    reference: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FundsHeld(DomainEvent):
+    aggregate_type = HOLD_AGGREGATE
+
+    hold_id: uuid.UUID
+    account_id: uuid.UUID
+    amount: Money
+    reference: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoldReleased(DomainEvent):
+    aggregate_type = HOLD_AGGREGATE
+
+    hold_id: uuid.UUID
+    account_id: uuid.UUID
+    amount: Money
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoldSettled(DomainEvent):
+    aggregate_type = HOLD_AGGREGATE
+
+    hold_id: uuid.UUID
+    account_id: uuid.UUID
+    to_account: uuid.UUID
+    amount: Money
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentCaptureBooked(DomainEvent):
+    """A captured payment credited its merchant's pending balance, less the fee to revenue."""
+
+    aggregate_type = ENTRY_AGGREGATE
+
+    entry_id: uuid.UUID
+    payment_id: uuid.UUID
+    merchant_account: uuid.UUID
+    amount: Money
+    fee: Money
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentRefundBooked(DomainEvent):
+    aggregate_type = ENTRY_AGGREGATE
+
+    entry_id: uuid.UUID
+    payment_id: uuid.UUID
+    merchant_account: uuid.UUID
+    amount: Money
+    fee_returned: Money
+    shortfall: Money
+
+
+@dataclass(frozen=True, kw_only=True)
+class MerchantFundsSettled(DomainEvent):
+    """A settlement batch moved a merchant's settled captures from pending to available."""
+
+    aggregate_type = ENTRY_AGGREGATE
+
+    entry_id: uuid.UUID
+    batch_id: uuid.UUID
+    settlement_date: dt.date
+    merchant_account: uuid.UUID
+    amount: Money
+    payments: int

@@ -2,6 +2,7 @@ import base64
 import datetime as dt
 import json
 import re
+import uuid
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -11,9 +12,39 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from accounts.domain import AGGREGATE_TYPE, CustomerEmailTaken, CustomerRegistered, registered_pii_context
-from accounts.models import MERCHANT_ID_PATTERN, Customer, Merchant, MerchantUser
+from accounts import ledger, lock_objects
+from accounts.domain import (
+    AGGREGATE_TYPE,
+    AVAILABLE,
+    COMPANY,
+    COMPANY_OWNER_ID,
+    CUSTOMER,
+    MERCHANT,
+    OWNER_OF_KIND,
+    PENDING,
+    UNBOUNDED_KINDS,
+    AccountExists,
+    AccountKind,
+    AccountState,
+    CurrencyMismatch,
+    CustomerEmailTaken,
+    CustomerRegistered,
+    FundsDeposited,
+    FundsHeld,
+    HoldClosed,
+    HoldNotFound,
+    HoldReleased,
+    HoldSettled,
+    InvalidLedgerRequest,
+    Posting,
+    TransferCompleted,
+    registered_pii_context,
+    segregation_postings,
+)
+from accounts.models import MERCHANT_ID_PATTERN, Account, Customer, Hold, Merchant, MerchantUser, Transfer
 from fintech import eventstore
+from fintech.db import raw_cursor
+from fintech.money import Money, MoneyError, currency_exponent
 from vault import services as vault_services
 
 
@@ -87,3 +118,278 @@ def _registered_pii_seal(customer: Customer) -> str:
     key = vault_services.subject_key(subject_id=str(customer.id))
     ciphertext = key.encrypt(json.dumps(pii, sort_keys=True).encode(), registered_pii_context(customer.id))
     return base64.b64encode(ciphertext).decode("ascii")
+
+
+# --- The ledger: opening accounts, deposits, transfers, holds -------------------------------------------------
+
+_DEFAULT_FLOOR = object()
+
+
+def account_open(
+    *, owner_type: str, owner_id: str, currency: str, kind: str, floor: int | None | object = _DEFAULT_FLOOR, actor: str
+) -> Account:
+    """Open an account of `kind` in `currency` for a customer, a merchant or the company (one per owner, kind and
+    currency). The floor is 0 unless given; the company's trust, clearing and suspense accounts have none.
+    Raises InvalidLedgerRequest for a kind that does not fit the owner, an unknown owner or currency,
+    AccountExists when the owner has such an account."""
+    try:
+        kind = AccountKind(kind)
+        currency_exponent(currency)
+    except (ValueError, MoneyError) as error:
+        raise InvalidLedgerRequest(str(error)) from None
+    if OWNER_OF_KIND[kind] != owner_type:
+        raise InvalidLedgerRequest(f"a {kind} account belongs to a {OWNER_OF_KIND[kind]}, not a {owner_type}")
+    owner_id = str(owner_id or "").strip()
+    _owner_check(owner_type, owner_id)
+    if floor is _DEFAULT_FLOOR:
+        floor = None if kind in UNBOUNDED_KINDS else 0
+    if floor is not None and (isinstance(floor, bool) or not isinstance(floor, int)):
+        raise InvalidLedgerRequest("floor must be an integer number of minor units, or null for none")
+    with transaction.atomic():
+        account_id = ledger.account_insert(
+            owner_type=owner_type, owner_id=owner_id, currency=currency, kind=kind, floor=floor, actor=actor
+        )
+    if account_id is None:
+        raise AccountExists(f"{owner_type} {owner_id} already has a {kind} account in {currency}")
+    return Account.objects.get(id=account_id)
+
+
+def _owner_check(owner_type: str, owner_id: str) -> None:
+    if owner_type == CUSTOMER:
+        try:
+            exists = Customer.objects.filter(id=uuid.UUID(owner_id)).exists()
+        except ValueError:
+            exists = False
+        if not exists:
+            raise InvalidLedgerRequest(f"no customer {owner_id!r}")
+    elif owner_type == MERCHANT:
+        if not Merchant.objects.filter(id=owner_id).exists():
+            raise InvalidLedgerRequest(f"no merchant {owner_id!r}")
+    elif owner_type == COMPANY:
+        if owner_id != COMPANY_OWNER_ID:
+            raise InvalidLedgerRequest(f"company accounts are owned by {COMPANY_OWNER_ID!r}")
+    else:
+        raise InvalidLedgerRequest(f"owner_type must be one of {CUSTOMER}, {MERCHANT}, {COMPANY}")
+
+
+def _amount_check(amount: Money, *currencies: str) -> None:
+    if amount.minor <= 0:
+        raise InvalidLedgerRequest("the amount must be positive")
+    if any(currency != amount.currency for currency in currencies):
+        raise CurrencyMismatch(
+            f"the amount is in {amount.currency}, the accounts in {', '.join(sorted(set(currencies)))}"
+        )
+
+
+def _segregation(
+    peeked: dict[uuid.UUID, tuple[str, str]], source: uuid.UUID, destination: uuid.UUID
+) -> tuple[bool, bool]:
+    """(leaving, entering) customer funds: money crossing that boundary moves the trust account with it."""
+    source_customer = peeked[source][0] == AccountKind.CUSTOMER_BALANCE
+    destination_customer = peeked[destination][0] == AccountKind.CUSTOMER_BALANCE
+    return source_customer and not destination_customer, destination_customer and not source_customer
+
+
+def _lock_with_mirrors(
+    peeked: dict[uuid.UUID, tuple[str, str]], crossing: bool, currency: str
+) -> tuple[dict[uuid.UUID, AccountState], uuid.UUID | None, uuid.UUID | None]:
+    trust = clearing = None
+    ids = set(peeked)
+    if crossing:
+        trust = ledger.company_account_id(kind=AccountKind.SEGREGATED_TRUST, currency=currency)
+        clearing = ledger.company_account_id(kind=AccountKind.CLEARING, currency=currency)
+        ids |= {trust, clearing}
+    return lock_objects.accounts_lock(ids), trust, clearing
+
+
+def account_deposit(*, account_id: uuid.UUID, amount: Money, reference: str = "", actor: str) -> ledger.Entry:
+    """Book money arriving from outside: against the segregated trust account for customer funds, against
+    clearing for the rest."""
+    peeked = lock_objects.accounts_peek([account_id])
+    kind, currency = peeked[account_id]
+    _amount_check(amount, currency)
+    if kind in UNBOUNDED_KINDS:
+        raise InvalidLedgerRequest(f"deposits go to customer, merchant or revenue accounts, not to {kind}")
+    counter_kind = AccountKind.SEGREGATED_TRUST if kind == AccountKind.CUSTOMER_BALANCE else AccountKind.CLEARING
+    counter = ledger.company_account_id(kind=counter_kind, currency=currency)
+    entry_id = uuid.uuid4()
+    with transaction.atomic():
+        accounts = lock_objects.accounts_lock([account_id, counter])
+        event = FundsDeposited(
+            occurred_at=timezone.now(), entry_id=entry_id, account_id=account_id, amount=amount, reference=reference
+        )
+        return ledger.entry_post(
+            accounts=accounts,
+            postings=ledger.move(counter, amount.minor, into=account_id),
+            kind="deposit",
+            entry_event=event,
+            entry_stream=entry_id,
+            entry_id=entry_id,
+            reference=reference,
+            actor=actor,
+        )
+
+
+def transfer_create(
+    *, from_account: uuid.UUID, to_account: uuid.UUID, amount: Money, reference: str = "", actor: str
+) -> Transfer:
+    """Move `amount` from one account's available balance to another's, atomically. Raises InsufficientFunds
+    (nothing written) when the source would fall below its floor, CurrencyMismatch when an account is in
+    another currency, InvalidLedgerRequest for a non-positive amount, one account twice or a trust account."""
+    if from_account == to_account:
+        raise InvalidLedgerRequest("a transfer needs two different accounts")
+    peeked = lock_objects.accounts_peek([from_account, to_account])
+    _amount_check(amount, peeked[from_account][1], peeked[to_account][1])
+    if any(kind == AccountKind.SEGREGATED_TRUST for kind, _ in peeked.values()):
+        raise InvalidLedgerRequest("the segregated trust account moves only with customer funds")
+    leaving, entering = _segregation(peeked, from_account, to_account)
+    transfer_id = uuid.uuid4()
+    with transaction.atomic():
+        accounts, trust, clearing = _lock_with_mirrors(peeked, leaving or entering, amount.currency)
+        postings = ledger.move(from_account, amount.minor, into=to_account)
+        if leaving or entering:
+            postings += segregation_postings(amount=amount.minor, leaving=leaving, trust_id=trust, clearing_id=clearing)
+        event = TransferCompleted(
+            occurred_at=timezone.now(),
+            transfer_id=transfer_id,
+            from_account=from_account,
+            to_account=to_account,
+            amount=amount,
+            reference=reference,
+        )
+        entry = ledger.entry_post(
+            accounts=accounts,
+            postings=postings,
+            kind="transfer",
+            entry_event=event,
+            entry_stream=transfer_id,
+            entry_id=transfer_id,
+            reference=reference,
+            actor=actor,
+        )
+        transfer = Transfer(
+            id=transfer_id,
+            from_account_id=from_account,
+            to_account_id=to_account,
+            amount=amount.minor,
+            currency=amount.currency,
+            reference=reference,
+            status="completed",
+            actor=actor,
+            created_at=entry.created_at,
+        )
+        with raw_cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO accounts_transfer (id, from_account_id, to_account_id, amount, currency, reference, "
+                "status, actor, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    transfer_id,
+                    from_account,
+                    to_account,
+                    amount.minor,
+                    amount.currency,
+                    reference,
+                    "completed",
+                    actor,
+                    entry.created_at,
+                ],
+            )
+    return transfer
+
+
+def hold_place(*, account_id: uuid.UUID, amount: Money, reference: str = "", actor: str) -> Hold:
+    """Set funds aside, available → pending (a card authorization). InsufficientFunds below the floor."""
+    peeked = lock_objects.accounts_peek([account_id])
+    _amount_check(amount, peeked[account_id][1])
+    hold = Hold(
+        id=uuid.uuid4(),
+        account_id=account_id,
+        amount=amount.minor,
+        currency=amount.currency,
+        reference=reference,
+        status="held",
+        created_at=timezone.now(),
+    )
+    with transaction.atomic():
+        accounts = lock_objects.accounts_lock([account_id])
+        event = FundsHeld(
+            occurred_at=hold.created_at, hold_id=hold.id, account_id=account_id, amount=amount, reference=reference
+        )
+        ledger.entry_post(
+            accounts=accounts,
+            postings=[Posting(account_id, AVAILABLE, -amount.minor), Posting(account_id, PENDING, amount.minor)],
+            kind="hold",
+            entry_event=event,
+            entry_stream=hold.id,
+            entry_id=uuid.uuid4(),
+            reference=reference,
+            actor=actor,
+        )
+        hold.save(force_insert=True)
+    return hold
+
+
+def _hold_locked(hold_id: uuid.UUID) -> Hold:
+    hold = Hold.objects.select_for_update().filter(id=hold_id).first()
+    if hold is None:
+        raise HoldNotFound(f"no hold {hold_id}")
+    if hold.status != "held":
+        raise HoldClosed(f"hold {hold_id} is {hold.status}")
+    return hold
+
+
+def hold_release(*, hold_id: uuid.UUID, actor: str) -> Hold:
+    """Give held funds back: pending → available on the same account."""
+    with transaction.atomic():
+        hold = _hold_locked(hold_id)
+        accounts = lock_objects.accounts_lock([hold.account_id])
+        amount = Money(hold.amount, hold.currency)
+        event = HoldReleased(occurred_at=timezone.now(), hold_id=hold.id, account_id=hold.account_id, amount=amount)
+        postings = [Posting(hold.account_id, PENDING, -hold.amount), Posting(hold.account_id, AVAILABLE, hold.amount)]
+        return _hold_close(hold, accounts, postings, event, "released", actor)
+
+
+def hold_settle(*, hold_id: uuid.UUID, to_account: uuid.UUID, actor: str) -> Hold:
+    """Pay held funds out: pending of the held account → available of `to_account` (the capture of a card
+    authorization)."""
+    hold = Hold.objects.filter(id=hold_id).first()
+    if hold is None:
+        raise HoldNotFound(f"no hold {hold_id}")
+    if hold.account_id == to_account:
+        raise InvalidLedgerRequest("settle a hold into another account, or release it")
+    peeked = lock_objects.accounts_peek([hold.account_id, to_account])
+    _amount_check(Money(hold.amount, hold.currency), peeked[to_account][1])
+    if peeked[to_account][0] == AccountKind.SEGREGATED_TRUST:
+        raise InvalidLedgerRequest("the segregated trust account moves only with customer funds")
+    leaving, entering = _segregation(peeked, hold.account_id, to_account)
+    with transaction.atomic():
+        hold = _hold_locked(hold_id)
+        accounts, trust, clearing = _lock_with_mirrors(peeked, leaving or entering, hold.currency)
+        postings = ledger.move(hold.account_id, hold.amount, into=to_account, bucket=PENDING)
+        if leaving or entering:
+            postings += segregation_postings(amount=hold.amount, leaving=leaving, trust_id=trust, clearing_id=clearing)
+        event = HoldSettled(
+            occurred_at=timezone.now(),
+            hold_id=hold.id,
+            account_id=hold.account_id,
+            to_account=to_account,
+            amount=Money(hold.amount, hold.currency),
+        )
+        return _hold_close(hold, accounts, postings, event, "settled", actor)
+
+
+def _hold_close(hold: Hold, accounts, postings: list[Posting], event, status: str, actor: str) -> Hold:
+    ledger.entry_post(
+        accounts=accounts,
+        postings=postings,
+        kind={"released": "hold_release", "settled": "hold_settle"}[status],
+        entry_event=event,
+        entry_stream=hold.id,
+        entry_stream_version=1,
+        entry_id=uuid.uuid4(),
+        reference=hold.reference,
+        actor=actor,
+    )
+    hold.status, hold.closed_at = status, event.occurred_at
+    hold.save(update_fields=["status", "closed_at"])
+    return hold

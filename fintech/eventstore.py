@@ -130,6 +130,15 @@ _INSERT_COLUMNS = (
 )
 
 
+class StreamAppend(NamedTuple):
+    """Events for one stream that must be at `expected_version` (0: a new stream)."""
+
+    stream_id: uuid.UUID
+    events: Sequence[DomainEvent]
+    expected_version: int
+    aggregate_type: str | None = None
+
+
 def append(
     stream_id: uuid.UUID,
     events: Sequence[DomainEvent],
@@ -143,49 +152,60 @@ def append(
     Raises ConcurrencyConflict, writing nothing, when the stream is elsewhere. Joins the caller's
     transaction if there is one; subscribers hear of the events once it commits.
     """
-    if not events:
-        return []
-    if expected_version < 0:
-        raise ValueError("expected_version must be >= 0")
-    aggregate_type = aggregate_type or events[0].aggregate_type
-    if not aggregate_type:
-        raise ValueError("events need an aggregate type")
+    return append_streams([StreamAppend(stream_id, events, expected_version, aggregate_type)], metadata=metadata)
+
+
+def append_streams(
+    appends: Sequence[StreamAppend], *, metadata: dict[str, Any] | None = None, savepoint: bool = True
+) -> list[RecordedEvent]:
+    """Append to several streams in one statement, each at its expected version; all or nothing.
+
+    Raises ConcurrencyConflict (naming the first stream that moved) when one is elsewhere. Inside a caller's
+    transaction a savepoint keeps that transaction usable after a conflict; `savepoint=False` spares its two
+    round trips to a caller whose streams cannot move under it (it holds their rows locked)."""
     meta = {**(_command_metadata.get() or {}), **(metadata or {})}
     meta_json = json.dumps(meta, sort_keys=True)
 
     rows, params = [], []
     recorded = []
-    for offset, event in enumerate(events, start=1):
-        event_id = uuid.uuid4()
-        rows.append("(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)")
-        params += [
-            event_id,
-            stream_id,
-            aggregate_type,
-            event.event_type,
-            event.event_version,
-            json.dumps(event.to_data(), sort_keys=True),
-            meta_json,
-            expected_version + offset,
-            event.occurred_at,
-        ]
-        recorded.append((event_id, expected_version + offset, event))
+    for stream_id, events, expected_version, aggregate_type in appends:
+        if expected_version < 0:
+            raise ValueError("expected_version must be >= 0")
+        aggregate_type = aggregate_type or (events[0].aggregate_type if events else "")
+        if events and not aggregate_type:
+            raise ValueError("events need an aggregate type")
+        for offset, event in enumerate(events, start=1):
+            event_id = uuid.uuid4()
+            rows.append("(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)")
+            params += [
+                event_id,
+                stream_id,
+                aggregate_type,
+                event.event_type,
+                event.event_version,
+                json.dumps(event.to_data(), sort_keys=True),
+                meta_json,
+                expected_version + offset,
+                event.occurred_at,
+            ]
+            recorded.append((event_id, stream_id, aggregate_type, expected_version + offset, event))
+    if not rows:
+        return []
 
     # Only placeholders are joined into the statement; every value is a parameter.
     sql = (
         f"INSERT INTO fintech_event ({_INSERT_COLUMNS}) VALUES {', '.join(rows)} "  # noqa: S608
         "RETURNING position, transaction_id::text::bigint, created_at"
     )
-    # One statement is one transaction on its own; inside a caller's transaction a savepoint keeps that
-    # transaction usable after a conflict.
-    scope = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    # One statement is one transaction on its own.
+    scope = transaction.atomic() if savepoint and connection.in_atomic_block else contextlib.nullcontext()
     try:
         with scope, raw_cursor() as cursor:
             cursor.execute(sql, params)
             returned = cursor.fetchall()
     except DatabaseError as error:
         if getattr(error.__cause__, "sqlstate", None) == STREAM_MOVED:
-            raise ConcurrencyConflict(stream_id, expected_version) from None
+            raise _conflict(appends, str(error.__cause__)) from None
         raise
 
     result = [
@@ -200,10 +220,19 @@ def append(
             created_at=created_at,
             checkpoint=Checkpoint(transaction_id, position),
         )
-        for (event_id, version, event), (position, transaction_id, created_at) in zip(recorded, returned, strict=True)
+        for (event_id, stream_id, aggregate_type, version, event), (position, transaction_id, created_at) in zip(
+            recorded, returned, strict=True
+        )
     ]
     transaction.on_commit(lambda: _publish(result), robust=True)
     return result
+
+
+def _conflict(appends: Sequence[StreamAppend], message: str) -> ConcurrencyConflict:
+    for stream_id, _, expected_version, _ in appends:
+        if str(stream_id) in message:
+            return ConcurrencyConflict(stream_id, expected_version)
+    return ConcurrencyConflict(appends[0].stream_id, appends[0].expected_version)
 
 
 _SELECT = (
