@@ -8,3 +8,4 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         # Registers the accounts events, so every process can decode them, whether or not it loads the admin.
         import accounts.domain  # noqa: F401
+        from accounts import bookings  # noqa: F401 - registers the payment bookings process manager

@@ -161,6 +161,10 @@ def company_account_id(*, kind: AccountKind, currency: str) -> uuid.UUID:
     return account_id
 
 
+def now():
+    return timezone.now()
+
+
 def move(account_id: uuid.UUID, amount: int, *, into: uuid.UUID, bucket: str = AVAILABLE) -> list[Posting]:
     """The two postings of `amount` leaving one account's `bucket` for another's available balance."""
     return [Posting(account_id, bucket, -amount), Posting(into, AVAILABLE, amount)]

@@ -100,7 +100,12 @@ CELERY_BEAT_SCHEDULE = {
     "projections-catch-up": {
         "task": "projections.tasks.projections_catch_up_task",
         "schedule": float(env("PROJECTIONS_CATCH_UP_SECONDS", "5")),
-    }
+    },
+    # Settles every capture due by today (UTC); a rerun for a settled date changes nothing.
+    "ledger-settlement": {
+        "task": "accounts.tasks.settlement_run_task",
+        "schedule": float(env("LEDGER_SETTLEMENT_SECONDS", "3600")),
+    },
 }
 # The worker keeps the LOGGING above (and its card-number mask) instead of installing its own root handler.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -189,6 +194,8 @@ SPECTACULAR_SETTINGS = {
 
 # The acquirer the payments app authorises through; the simulator is the sandbox.
 PAYMENTS_ACQUIRER_GATEWAY = env("PAYMENTS_ACQUIRER_GATEWAY", "payments.gateway.SimulatorGateway")
+# The company's fee on a captured payment, in basis points of the captured amount (rounded half up).
+LEDGER_CAPTURE_FEE_BPS = int(env("LEDGER_CAPTURE_FEE_BPS", "360"))
 # The vault's key-encryption key: "local" (a Tink keyset file under VAULT_KEYS_DIR, created 0600 on first use,
 # or the whole keyset in VAULT_KEK_KEYSET) or "aws-kms" (the keyset file encrypted under VAULT_AWS_KMS_KEY_URI).
 VAULT_KEY_PROVIDER = env("VAULT_KEY_PROVIDER", "local")

@@ -7,7 +7,7 @@ class ProjectionsConfig(AppConfig):
 
     def ready(self) -> None:
         from fintech import eventstore
-        from projections import payments  # noqa: F401 - registers the payment projection
+        from projections import balances, payments  # noqa: F401 - register the read models' projections
         from projections.services import projections_wake
 
         eventstore.subscribe(projections_wake)

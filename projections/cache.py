@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 PAYMENT_TTL_SECONDS = 3600
 
 
-def _client():
+def client():
     return get_redis_connection("default")
 
 
@@ -42,9 +42,23 @@ if current then
     return 0
   end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
 return 1
 """
+
+
+def documents_set(documents: dict[str, dict], *, ttl: int = 0) -> None:
+    """SET each key to its JSON document (with its TTL, 0: none) unless Redis holds a newer version of it."""
+    redis_client = client()
+    script = redis_client.register_script(_SET_IF_NOT_OLDER)
+    pipe = redis_client.pipeline(transaction=False)
+    for key, document in documents.items():
+        script(keys=[key], args=[json.dumps(document), document["version"], ttl], client=pipe)
+    pipe.execute()
 
 
 def payments_refresh(payment_ids: set[str]) -> None:
@@ -52,21 +66,25 @@ def payments_refresh(payment_ids: set[str]) -> None:
     from projections.selectors import payment_rows_as_json
 
     documents = payment_rows_as_json(payment_ids=[uuid.UUID(i) for i in payment_ids])
-    client = _client()
-    script = client.register_script(_SET_IF_NOT_OLDER)
-    pipe = client.pipeline(transaction=False)
-    for payment_id, document in documents.items():
-        script(
-            keys=[payment_key(payment_id)],
-            args=[json.dumps(document), document["version"], PAYMENT_TTL_SECONDS],
-            client=pipe,
-        )
-    pipe.execute()
+    documents_set({payment_key(i): document for i, document in documents.items()}, ttl=PAYMENT_TTL_SECONDS)
+
+
+def balance_key(account_id) -> str:
+    return f"balance:{account_id}"
+
+
+def balance_cached(account_id) -> dict | None:
+    try:
+        value = client().get(balance_key(account_id))
+    except redis.RedisError:
+        logger.warning("Redis unavailable: balance %s read from the table", account_id)
+        return None
+    return None if value is None else json.loads(value)
 
 
 def payment_cached(payment_id) -> dict | None:
     try:
-        value = _client().get(payment_key(payment_id))
+        value = client().get(payment_key(payment_id))
     except redis.RedisError:
         logger.warning("Redis unavailable: payment %s read from the table", payment_id)
         return None
@@ -75,14 +93,14 @@ def payment_cached(payment_id) -> dict | None:
 
 def checkpoint_note(projection: str) -> None:
     try:
-        _client().set(checkpoint_key(projection), timezone.now().isoformat())
+        client().set(checkpoint_key(projection), timezone.now().isoformat())
     except redis.RedisError:
         logger.warning("Redis unavailable: checkpoint time of %s not cached", projection)
 
 
 def checkpoint_cached(projection: str) -> str | None:
     try:
-        value = _client().get(checkpoint_key(projection))
+        value = client().get(checkpoint_key(projection))
     except redis.RedisError:
         return None
     return value.decode() if isinstance(value, bytes) else value

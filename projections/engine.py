@@ -35,7 +35,11 @@ class Projection:
     tables: tuple[str, ...]
     handlers: dict[str, Handler]
     refresh: Callable[[set[str]], None] | None = None
+    # Every id of the read tables, for rebuild_cache to refresh.
+    cached_ids: Callable[[], Iterable[str]] | None = None
     after_batch: Callable[[], None] | None = None
+    # A process manager (it writes entries, not a read model) is never rebuilt from the first event.
+    replayable: bool = True
     live_tables: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:

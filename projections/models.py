@@ -75,3 +75,25 @@ class MerchantDailySummary(models.Model):
 
     def __str__(self) -> str:
         return f"{self.merchant_id} {self.day} {self.currency}"
+
+
+class BalanceView(models.Model):
+    """The seed's balance read model: an account's balances as of its latest BalanceChanged event. Eventually
+    consistent; the strongly consistent figure is the ledger's account row."""
+
+    account_id = models.UUIDField(primary_key=True)
+    owner_type = models.CharField(max_length=16)
+    owner_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=24)
+    currency = models.CharField(max_length=3)
+    available = models.BigIntegerField(default=0)
+    pending = models.BigIntegerField(default=0)
+    version = models.PositiveIntegerField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "projections_balance"
+        indexes = [models.Index(fields=["owner_type", "owner_id"], name="projections_balance_owner")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.available}/{self.pending} {self.currency}"

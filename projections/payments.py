@@ -6,6 +6,7 @@ from __future__ import annotations
 from fintech.eventstore import RecordedEvent
 from projections import cache
 from projections.engine import Projection, projection_register
+from projections.models import PaymentView
 
 PAYMENTS = "payments"
 PAYMENT_TABLE = "projections_payment"
@@ -136,6 +137,7 @@ projection_register(
             "PaymentCancelled": _cancelled,
         },
         refresh=cache.payments_refresh,
+        cached_ids=lambda: PaymentView.objects.values_list("payment_id", flat=True),
         after_batch=lambda: cache.checkpoint_note(PAYMENTS),
     )
 )

@@ -113,3 +113,45 @@ def payment_list(
     page = list(rows.order_by("-created_at", "-payment_id")[: limit + 1])
     next_cursor = _cursor_encode(page[limit - 1]) if len(page) > limit else None
     return [payment_document(row) for row in page[:limit]], next_cursor
+
+
+def balance_get(*, account_id: uuid.UUID) -> tuple[dict, str] | None:
+    """An account's balance from Redis, or from the read table when Redis misses or is down: (document,
+    "cache" | "table"); None when the read model does not know the account (yet)."""
+    from projections.balances import balance_document
+    from projections.models import BalanceView
+
+    cached = cache.balance_cached(account_id)
+    if cached is not None:
+        return cached, "cache"
+    row = BalanceView.objects.filter(account_id=account_id).first()
+    return (balance_document(row), "table") if row else None
+
+
+def balance_rows() -> dict[uuid.UUID, tuple[int, int, int]]:
+    """Every row of the balance read table: account id → (available, pending, version)."""
+    from projections.models import BalanceView
+
+    return {
+        account_id: (available, pending, version)
+        for account_id, available, pending, version in BalanceView.objects.values_list(
+            "account_id", "available", "pending", "version"
+        )
+    }
+
+
+def balances_cached(account_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int, int] | None]:
+    """What Redis holds for these accounts: (available, pending, version), None where it holds nothing. Raises
+    redis.RedisError when Redis cannot answer."""
+    client = cache.client()
+    found: dict[uuid.UUID, tuple[int, int, int] | None] = {}
+    for start in range(0, len(account_ids), 1000):
+        chunk = account_ids[start : start + 1000]
+        for account_id, value in zip(chunk, client.mget([cache.balance_key(i) for i in chunk]), strict=True):
+            document = json.loads(value) if value is not None else None
+            found[account_id] = (
+                (document["available"]["amount"], document["pending"]["amount"], document["version"])
+                if document
+                else None
+            )
+    return found

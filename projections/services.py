@@ -44,6 +44,10 @@ def projections_wake(events: list[RecordedEvent]) -> None:
             projection_run_task.apply_async((name,), countdown=due - now)
 
 
+class NotReplayable(Exception):
+    pass
+
+
 def projection_replay(
     *, name: str, batch_size: int = 2000, progress: Callable[[int, int, float], None] | None = None
 ) -> int:
@@ -51,6 +55,8 @@ def projection_replay(
     them in, with the checkpoint, in one transaction. Returns the number of events read. When a handler fails
     or an event cannot be decoded, the fresh tables are dropped, the live ones are untouched, and it raises."""
     projection = engine.projection_get(name)
+    if not projection.replayable:
+        raise NotReplayable(f"{name} is a process manager, not a read model: it is never replayed")
     fresh = {table: f"{table}__replay" for table in projection.tables}
     with connection.cursor() as cursor:
         for table, new in fresh.items():
@@ -139,11 +145,9 @@ def _swap(cursor, table: str, new: str) -> None:
 def cache_rebuild(*, name: str) -> int:
     """Refill Redis from a projection's read tables; returns the number of entries written."""
     projection = engine.projection_get(name)
-    if projection.refresh is None:
+    if projection.refresh is None or projection.cached_ids is None:
         return 0
-    from projections.models import PaymentView
-
-    ids = [str(i) for i in PaymentView.objects.values_list("payment_id", flat=True)]
+    ids = [str(i) for i in projection.cached_ids()]
     for start in range(0, len(ids), 1000):
         projection.refresh(set(ids[start : start + 1000]))
     return len(ids)

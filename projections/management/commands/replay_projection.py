@@ -20,11 +20,11 @@ class Command(BaseCommand):
     def handle(self, *args, name, all, batch_size, **options):
         if bool(name) == bool(all):
             raise CommandError("name one projection, or --all")
-        names = sorted(engine.projections()) if all else [name]
+        names = sorted(n for n, p in engine.projections().items() if p.replayable) if all else [name]
         for projection in names:
             try:
                 total = services.projection_replay(name=projection, batch_size=batch_size, progress=self._progress)
-            except LookupError as error:
+            except (LookupError, services.NotReplayable) as error:
                 raise CommandError(str(error)) from None
             except (engine.HandlerFailed, eventstore.UndecodableEvent) as error:
                 cause = error.__cause__ or error

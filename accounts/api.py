@@ -1,0 +1,291 @@
+"""Thin DRF views of the ledger: accounts, deposits, transfers, holds, balances and postings.
+
+Writes are for the finance role (the `finance` group) and staff; a merchant's users read only their merchant's
+accounts; everyone else is refused."""
+
+from __future__ import annotations
+
+import uuid
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services
+from accounts.domain import (
+    AccountExists,
+    AccountNotFound,
+    CurrencyMismatch,
+    HoldClosed,
+    HoldNotFound,
+    InsufficientFunds,
+    InvalidLedgerRequest,
+    LedgerError,
+)
+from fintech.api import MoneyField, idempotent, no_card_numbers, register_problem
+from projections import selectors as read_models
+
+register_problem(InsufficientFunds, status.HTTP_422_UNPROCESSABLE_ENTITY)
+register_problem(CurrencyMismatch, status.HTTP_400_BAD_REQUEST)
+register_problem(InvalidLedgerRequest, status.HTTP_400_BAD_REQUEST)
+register_problem(AccountNotFound, status.HTTP_404_NOT_FOUND)
+register_problem(HoldNotFound, status.HTTP_404_NOT_FOUND)
+register_problem(AccountExists, status.HTTP_409_CONFLICT)
+register_problem(HoldClosed, status.HTTP_409_CONFLICT)
+register_problem(LedgerError, status.HTTP_400_BAD_REQUEST)
+
+FINANCE_GROUP = "finance"
+
+
+def _iso(value) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+class LedgerApi(APIView):
+    def is_finance(self) -> bool:
+        user = self.request.user
+        return bool(user.is_staff or user.groups.filter(name=FINANCE_GROUP).exists())
+
+    def require_finance(self) -> None:
+        if not self.is_finance():
+            raise PermissionDenied("the ledger is written by the finance role")
+
+    def account_id(self) -> uuid.UUID:
+        try:
+            return uuid.UUID(self.kwargs["account_id"])
+        except ValueError:
+            raise NotFound("no such account") from None
+
+    def require_reader(self, owner: tuple[str, str] | None) -> None:
+        """Finance and staff read every account, a merchant's users their merchant's; others see nothing."""
+        if owner is None:
+            raise NotFound("no such account")
+        if self.is_finance():
+            return
+        merchant_id = selectors.merchant_id_for_user(user=self.request.user)
+        if merchant_id is None or owner != ("merchant", merchant_id):
+            raise NotFound("no such account")
+
+    def actor(self) -> str:
+        return f"user:{self.request.user.pk}"
+
+
+class AccountOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    owner_type = serializers.CharField()
+    owner_id = serializers.CharField()
+    currency = serializers.CharField()
+    kind = serializers.CharField()
+    floor = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class AccountOpenApi(LedgerApi):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AccountOpenInput"
+
+        owner_type = serializers.ChoiceField(choices=["customer", "merchant", "company"])
+        owner_id = serializers.CharField(max_length=64)
+        currency = serializers.RegexField(r"^[A-Z]{3}$")
+        kind = serializers.CharField(max_length=24)
+        floor = serializers.IntegerField(required=False, allow_null=True)
+
+    @extend_schema(request=InputSerializer, responses={201: AccountOutputSerializer})
+    @idempotent
+    def post(self, request):
+        self.require_finance()
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        account = services.account_open(**serializer.validated_data, actor=self.actor())
+        response = Response(AccountOutputSerializer(account).data, status=status.HTTP_201_CREATED)
+        response["Location"] = f"/api/v1/accounts/{account.id}"
+        return response
+
+
+class AccountDepositApi(LedgerApi):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AccountDepositInput"
+
+        amount = MoneyField()
+        reference = serializers.CharField(
+            max_length=200, required=False, allow_blank=True, default="", validators=[no_card_numbers]
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
+    @idempotent
+    def post(self, request, **kwargs):
+        self.require_finance()
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        account_id = self.account_id()
+        entry = services.account_deposit(
+            account_id=account_id, amount=data["amount"], reference=data["reference"], actor=self.actor()
+        )
+        return Response(
+            {
+                "id": str(entry.id),
+                "status": "completed",
+                "account": str(account_id),
+                "amount": data["amount"].to_json(),
+                "reference": data["reference"],
+                "created_at": _iso(entry.created_at),
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class TransferOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    from_account = serializers.UUIDField(source="from_account_id")
+    to_account = serializers.UUIDField(source="to_account_id")
+    amount = serializers.SerializerMethodField()
+    reference = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    def get_amount(self, transfer) -> dict:
+        return {"amount": transfer.amount, "currency": transfer.currency}
+
+
+class TransferCreateApi(LedgerApi):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "TransferCreateInput"
+
+        from_account = serializers.UUIDField()
+        to_account = serializers.UUIDField()
+        amount = MoneyField()
+        reference = serializers.CharField(
+            max_length=200, required=False, allow_blank=True, default="", validators=[no_card_numbers]
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: TransferOutputSerializer})
+    @idempotent
+    def post(self, request):
+        self.require_finance()
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        transfer = services.transfer_create(**serializer.validated_data, actor=self.actor())
+        response = Response(TransferOutputSerializer(transfer).data, status=status.HTTP_201_CREATED)
+        response["Location"] = f"/api/v1/transfers/{transfer.id}"
+        return response
+
+
+class HoldOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    account = serializers.UUIDField(source="account_id")
+    status = serializers.CharField()
+    amount = serializers.SerializerMethodField()
+    reference = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+
+    def get_amount(self, hold) -> dict:
+        return {"amount": hold.amount, "currency": hold.currency}
+
+
+class HoldPlaceApi(LedgerApi):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "HoldPlaceInput"
+
+        amount = MoneyField()
+        reference = serializers.CharField(
+            max_length=200, required=False, allow_blank=True, default="", validators=[no_card_numbers]
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: HoldOutputSerializer})
+    @idempotent
+    def post(self, request, **kwargs):
+        self.require_finance()
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        hold = services.hold_place(account_id=self.account_id(), **serializer.validated_data, actor=self.actor())
+        return Response(HoldOutputSerializer(hold).data, status=status.HTTP_201_CREATED)
+
+
+class HoldActionApi(LedgerApi):
+    def hold_id(self) -> uuid.UUID:
+        try:
+            return uuid.UUID(self.kwargs["hold_id"])
+        except ValueError:
+            raise NotFound("no such hold") from None
+
+
+class HoldReleaseApi(HoldActionApi):
+    @extend_schema(request=None, responses={200: HoldOutputSerializer})
+    @idempotent
+    def post(self, request, **kwargs):
+        self.require_finance()
+        hold = services.hold_release(hold_id=self.hold_id(), actor=self.actor())
+        return Response(HoldOutputSerializer(hold).data)
+
+
+class HoldSettleApi(HoldActionApi):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "HoldSettleInput"
+
+        to_account = serializers.UUIDField()
+
+    @extend_schema(request=InputSerializer, responses={200: HoldOutputSerializer})
+    @idempotent
+    def post(self, request, **kwargs):
+        self.require_finance()
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        hold = services.hold_settle(
+            hold_id=self.hold_id(), to_account=serializer.validated_data["to_account"], actor=self.actor()
+        )
+        return Response(HoldOutputSerializer(hold).data)
+
+
+class AccountBalanceApi(LedgerApi):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, **kwargs):
+        found = read_models.balance_get(account_id=self.account_id())
+        document, source = found if found else (None, None)
+        self.require_reader((document["owner_type"], document["owner_id"]) if document else None)
+        return Response(
+            {
+                "account_id": document["account_id"],
+                "currency": document["currency"],
+                "available": document["available"],
+                "pending": document["pending"],
+                "updated_at": document["updated_at"],
+                "version": document["version"],
+                "source": source,
+            },
+            headers={"X-Read-Model-Version": str(document["version"])},
+        )
+
+
+class AccountEntryListApi(LedgerApi):
+    class FilterSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AccountEntryFilters"
+
+        cursor = serializers.IntegerField(required=False, min_value=1)
+        limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("cursor", int, required=False), OpenApiParameter("limit", int, required=False)],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request, **kwargs):
+        account_id = self.account_id()
+        self.require_reader(selectors.account_owner(account_id=account_id))
+        serializer = self.FilterSerializer(data=request.query_params)
+        serializer.is_valid(raise_exception=True)
+        results, next_cursor = selectors.account_posting_list(
+            account_id=account_id,
+            before=serializer.validated_data.get("cursor"),
+            limit=serializer.validated_data["limit"],
+        )
+        return Response({"results": results, "next_cursor": str(next_cursor) if next_cursor else None})

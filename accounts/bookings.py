@@ -1,0 +1,215 @@
+"""Payments move money: a process manager turns captured and refunded payments into ledger entries. It runs
+on the projection engine (its checkpoint moves with the entries, in one transaction), and each entry carries
+the payment event's id under a unique constraint, so a redelivered event posts nothing twice."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+
+from accounts import ledger, lock_objects
+from accounts.domain import (
+    AVAILABLE,
+    MERCHANT,
+    PENDING,
+    AccountKind,
+    AccountState,
+    LedgerError,
+    PaymentCaptureBooked,
+    PaymentRefundBooked,
+    Posting,
+    fee_of,
+    refund_fee_share,
+)
+from fintech.db import raw_cursor
+from fintech.eventstore import RecordedEvent
+from fintech.money import Money
+from projections.engine import Projection, projection_register
+
+LEDGER_BOOKINGS = "ledger_bookings"
+ACTOR = "system:ledger-bookings"
+
+
+def _booked(event_id: uuid.UUID) -> bool:
+    with raw_cursor() as cursor:
+        cursor.execute("SELECT 1 FROM accounts_journalentry WHERE event_id = %s", [event_id])
+        return cursor.fetchone() is not None
+
+
+def merchant_account_id(*, merchant_id: str, currency: str) -> uuid.UUID:
+    """The merchant's payable account in a currency, opened on first use."""
+    ledger.account_insert(
+        owner_type=MERCHANT,
+        owner_id=merchant_id,
+        currency=currency,
+        kind=AccountKind.MERCHANT_PAYABLE,
+        floor=0,
+        actor=ACTOR,
+    )
+    with raw_cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM accounts_account WHERE owner_type = %s AND owner_id = %s AND kind = %s AND currency = %s",
+            [MERCHANT, merchant_id, AccountKind.MERCHANT_PAYABLE.value, currency],
+        )
+        return cursor.fetchone()[0]
+
+
+def payment_capture_book(
+    *, event_id: uuid.UUID, payment_id: uuid.UUID, merchant_id: str, amount: Money, settlement_date, fee_bps: int
+) -> uuid.UUID | None:
+    """Credit the merchant's pending balance with a capture, less the fee to revenue, against clearing. None
+    when the event was booked already."""
+    if _booked(event_id):
+        return None
+    merchant = merchant_account_id(merchant_id=merchant_id, currency=amount.currency)
+    clearing = ledger.company_account_id(kind=AccountKind.CLEARING, currency=amount.currency)
+    revenue = ledger.company_account_id(kind=AccountKind.REVENUE, currency=amount.currency)
+    fee = fee_of(amount.minor, fee_bps)
+    postings = [Posting(clearing, AVAILABLE, -amount.minor), Posting(merchant, PENDING, amount.minor - fee)]
+    if fee:
+        postings.append(Posting(revenue, AVAILABLE, fee))
+    entry_id = uuid.uuid4()
+    accounts = lock_objects.accounts_lock([clearing, merchant, revenue])
+    event = PaymentCaptureBooked(
+        occurred_at=ledger.now(),
+        entry_id=entry_id,
+        payment_id=payment_id,
+        merchant_account=merchant,
+        amount=amount,
+        fee=Money(fee, amount.currency),
+    )
+    ledger.entry_post(
+        accounts=accounts,
+        postings=[p for p in postings if p.amount],
+        kind="capture",
+        entry_event=event,
+        entry_stream=entry_id,
+        entry_id=entry_id,
+        reference=f"payment {payment_id}",
+        actor=ACTOR,
+        event_id=event_id,
+        payment_id=payment_id,
+        settlement_date=settlement_date,
+    )
+    return entry_id
+
+
+def _capture_of(payment_id: uuid.UUID) -> tuple[uuid.UUID, int, int, int]:
+    """(merchant account, gross, fee) of a payment's capture entry, and what its refunds took back so far."""
+    with raw_cursor() as cursor:
+        cursor.execute(
+            "SELECT a.kind, p.amount, e.kind FROM accounts_journalentry e "
+            "JOIN accounts_posting p ON p.entry_id = e.id JOIN accounts_account a ON a.id = p.account_id "
+            "WHERE e.payment_id = %s AND e.kind IN ('capture', 'refund')",
+            [payment_id],
+        )
+        rows = cursor.fetchall()
+        cursor.execute(
+            "SELECT p.account_id FROM accounts_journalentry e JOIN accounts_posting p ON p.entry_id = e.id "
+            "JOIN accounts_account a ON a.id = p.account_id "
+            "WHERE e.payment_id = %s AND e.kind = 'capture' AND a.kind = 'merchant_payable'",
+            [payment_id],
+        )
+        merchant = cursor.fetchone()
+    if merchant is None:
+        raise LedgerError(f"payment {payment_id} is refunded but its capture was never booked")
+    gross = -sum(amount for kind, amount, entry in rows if entry == "capture" and kind == AccountKind.CLEARING)
+    fee = sum(amount for kind, amount, entry in rows if entry == "capture" and kind == AccountKind.REVENUE)
+    refunded = sum(amount for kind, amount, entry in rows if entry == "refund" and kind == AccountKind.CLEARING)
+    return merchant[0], gross, fee, refunded
+
+
+def _settled(payment_id: uuid.UUID) -> bool:
+    with raw_cursor() as cursor:
+        cursor.execute("SELECT 1 FROM accounts_settledpayment WHERE payment_id = %s", [payment_id])
+        return cursor.fetchone() is not None
+
+
+def _debit_within_floor(account: AccountState, bucket: str, amount: int) -> int:
+    """How much of `amount` the account's bucket can give without crossing its floor (pending: zero)."""
+    if bucket == PENDING:
+        room = account.pending
+    elif account.floor is None:
+        return amount
+    else:
+        room = account.available - account.floor
+    return max(0, min(amount, room))
+
+
+def payment_refund_book(*, event_id: uuid.UUID, payment_id: uuid.UUID, amount: Money) -> uuid.UUID | None:
+    """Take a refund back from the merchant (pending until its capture is settled, available after) with its
+    proportional share of the fee from revenue, to clearing. What a balance cannot give without crossing its
+    floor is booked to suspense for the operators, since the card network has paid the refund already. None
+    when the event was booked already."""
+    if _booked(event_id):
+        return None
+    merchant, gross, fee, refunded_before = _capture_of(payment_id)
+    clearing = ledger.company_account_id(kind=AccountKind.CLEARING, currency=amount.currency)
+    revenue = ledger.company_account_id(kind=AccountKind.REVENUE, currency=amount.currency)
+    suspense = ledger.company_account_id(kind=AccountKind.SUSPENSE, currency=amount.currency)
+    fee_back = refund_fee_share(fee=fee, captured=gross, refunded_before=refunded_before, refund=amount.minor)
+    accounts = lock_objects.accounts_lock([merchant, clearing, revenue, suspense])
+    bucket = AVAILABLE if _settled(payment_id) else PENDING
+    from_merchant = _debit_within_floor(accounts[merchant], bucket, amount.minor - fee_back)
+    from_revenue = _debit_within_floor(accounts[revenue], AVAILABLE, fee_back)
+    shortfall = amount.minor - from_merchant - from_revenue
+    postings = [
+        Posting(clearing, AVAILABLE, amount.minor),
+        Posting(merchant, bucket, -from_merchant),
+        Posting(revenue, AVAILABLE, -from_revenue),
+        Posting(suspense, AVAILABLE, -shortfall),
+    ]
+    entry_id = uuid.uuid4()
+    event = PaymentRefundBooked(
+        occurred_at=ledger.now(),
+        entry_id=entry_id,
+        payment_id=payment_id,
+        merchant_account=merchant,
+        amount=amount,
+        fee_returned=Money(from_revenue, amount.currency),
+        shortfall=Money(shortfall, amount.currency),
+    )
+    ledger.entry_post(
+        accounts=accounts,
+        postings=[p for p in postings if p.amount],
+        kind="refund",
+        entry_event=event,
+        entry_stream=entry_id,
+        entry_id=entry_id,
+        reference=f"payment {payment_id}",
+        actor=ACTOR,
+        event_id=event_id,
+        payment_id=payment_id,
+    )
+    return entry_id
+
+
+def _on_captured(cursor, tables, recorded: RecordedEvent):
+    from payments.services import payment_load
+
+    merchant_id = payment_load(payment_id=recorded.stream_id).merchant_id
+    payment_capture_book(
+        event_id=recorded.event_id,
+        payment_id=recorded.stream_id,
+        merchant_id=merchant_id,
+        amount=recorded.event.captured_amount,
+        settlement_date=recorded.event.settlement_date,
+        fee_bps=settings.LEDGER_CAPTURE_FEE_BPS,
+    )
+
+
+def _on_refunded(cursor, tables, recorded: RecordedEvent):
+    payment_refund_book(
+        event_id=recorded.event_id, payment_id=recorded.stream_id, amount=recorded.event.refunded_amount
+    )
+
+
+projection_register(
+    Projection(
+        name=LEDGER_BOOKINGS,
+        tables=(),
+        handlers={"PaymentCaptured": _on_captured, "PaymentRefunded": _on_refunded},
+        replayable=False,
+    )
+)

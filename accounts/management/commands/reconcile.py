@@ -1,0 +1,29 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.reconciliation import ledger_reconcile
+from fintech.money import Money
+
+
+class Command(BaseCommand):
+    help = (
+        "Prove per currency that every journal entry balances, every account equals its postings, the balance "
+        "read models (table and Redis) equal the ledger, and customer funds equal the segregated trust account. "
+        "Exits non-zero on any difference."
+    )
+
+    def handle(self, *args, **options):
+        report = ledger_reconcile()
+        for currency, line in sorted(report.currencies.items()):
+            funds = Money(line.customer_funds, currency).to_decimal_string()
+            verdict = "OK" if not line.differences else f"{len(line.differences)} DIFFERENCE(S)"
+            self.stdout.write(
+                f"{currency}: {line.entries} entries, {line.accounts} accounts, customer funds {funds} "
+                f"against trust {Money(-line.trust, currency).to_decimal_string()}, total {line.total}: {verdict}"
+            )
+            for difference in line.differences:
+                self.stdout.write(f"  {difference}")
+        for difference in report.differences:
+            self.stdout.write(difference)
+        if not report.ok:
+            raise CommandError("the ledger does not reconcile")
+        self.stdout.write("the ledger reconciles")
