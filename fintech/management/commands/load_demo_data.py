@@ -5,7 +5,14 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.services import api_token_issue
+from accounts.domain import AccountKind
+from accounts.services import (
+    account_deposit,
+    account_open,
+    api_token_issue,
+    customer_register,
+    transfer_create,
+)
 from fintech.eventstore import command_metadata
 from fintech.money import Money
 from payments import services as payments
@@ -13,6 +20,7 @@ from vault.services import card_tokenize
 
 DEMO_MERCHANT = "demo-shop"
 DEMO_USER = "demo-shop-api"
+FINANCE_USER = "finance-api"
 ADMIN_USER = "admin"
 # Card processors' test numbers, vaulted for the demo merchant: payments take only its vault tokens.
 DEMO_CARDS = {
@@ -35,18 +43,22 @@ class Command(BaseCommand):
             self.stdout.write("demo data already loaded (tokens are printed only once; issue_api_token makes more)")
             return
         token = api_token_issue(username=DEMO_USER, merchant_id=DEMO_MERCHANT)
+        finance_token = api_token_issue(username=FINANCE_USER, group="finance")
         password = secrets.token_urlsafe(12)
         users.create_superuser(ADMIN_USER, password=password)
         actor = f"user:{users.get(username=DEMO_USER).pk}"
         cards = self._cards()
         with command_metadata(correlation_id="demo-data"):
             self._payments(actor, cards)
+            accounts = self._ledger(actor)
         self.stdout.write(
             "\n".join(
                 [
                     "demo data loaded:",
                     f"  merchant           {DEMO_MERCHANT}",
                     f"  API token          {token}   (Authorization: Token {token})",
+                    f"  finance API token  {finance_token}   (accounts, deposits, transfers)",
+                    f"  customer accounts  {' '.join(str(a) for a in accounts)}",
                     f"  admin login        {ADMIN_USER} / {password}   http://127.0.0.1:8000/admin/",
                 ]
             )
@@ -85,3 +97,25 @@ class Command(BaseCommand):
         )
         declined = new(2051)
         payments.payment_authorize(payment_id=declined.id, actor=actor)
+
+    def _ledger(self, actor: str) -> list:
+        """Two customers with JPY balances, one funded by a deposit, and a transfer between them."""
+        accounts = []
+        for name, email in (("Hanako Demo", "hanako@example.org"), ("Taro Demo", "taro@example.org")):
+            customer = customer_register(name=name, email=email, actor=actor)
+            accounts.append(
+                account_open(
+                    owner_type="customer",
+                    owner_id=str(customer.id),
+                    currency="JPY",
+                    kind=AccountKind.CUSTOMER_BALANCE,
+                    actor=actor,
+                ).id
+            )
+        account_deposit(
+            account_id=accounts[0], amount=Money(50_000, "JPY"), reference="demo bank transfer", actor=actor
+        )
+        transfer_create(
+            from_account=accounts[0], to_account=accounts[1], amount=Money(12_000, "JPY"), reference="demo", actor=actor
+        )
+        return accounts
