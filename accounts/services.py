@@ -231,11 +231,46 @@ def account_deposit(*, account_id: uuid.UUID, amount: Money, reference: str = ""
 
 
 def transfer_create(
-    *, from_account: uuid.UUID, to_account: uuid.UUID, amount: Money, reference: str = "", actor: str
+    *,
+    from_account: uuid.UUID,
+    to_account: uuid.UUID,
+    amount: Money,
+    reference: str = "",
+    actor: str,
+    transfer_id: uuid.UUID | None = None,
 ) -> Transfer:
     """Move `amount` from one account's available balance to another's, atomically. Raises InsufficientFunds
     (nothing written) when the source would fall below its floor, CurrencyMismatch when an account is in
-    another currency, InvalidLedgerRequest for a non-positive amount, one account twice or a trust account."""
+    another currency, InvalidLedgerRequest for a non-positive amount, one account twice or a trust account.
+    A caller-chosen `transfer_id` makes a resubmission return the first transfer instead of moving money
+    twice (InvalidLedgerRequest when that id names another transfer)."""
+    if transfer_id is not None:
+        existing = Transfer.objects.filter(id=transfer_id).first()
+        if existing is not None:
+            return _transfer_same(existing, from_account, to_account, amount)
+    try:
+        return _transfer(from_account, to_account, amount, reference, actor, transfer_id or uuid.uuid4())
+    except IntegrityError:
+        existing = Transfer.objects.filter(id=transfer_id).first() if transfer_id else None
+        if existing is None:
+            raise
+        return _transfer_same(existing, from_account, to_account, amount)
+
+
+def _transfer_same(existing: Transfer, from_account, to_account, amount: Money) -> Transfer:
+    if (existing.from_account_id, existing.to_account_id, existing.amount, existing.currency) != (
+        from_account,
+        to_account,
+        amount.minor,
+        amount.currency,
+    ):
+        raise InvalidLedgerRequest(f"transfer {existing.id} exists with other accounts or amount")
+    return existing
+
+
+def _transfer(
+    from_account: uuid.UUID, to_account: uuid.UUID, amount: Money, reference: str, actor: str, transfer_id: uuid.UUID
+) -> Transfer:
     if from_account == to_account:
         raise InvalidLedgerRequest("a transfer needs two different accounts")
     peeked = lock_objects.accounts_peek([from_account, to_account])
@@ -243,7 +278,6 @@ def transfer_create(
     if any(kind == AccountKind.SEGREGATED_TRUST for kind, _ in peeked.values()):
         raise InvalidLedgerRequest("the segregated trust account moves only with customer funds")
     leaving, entering = _segregation(peeked, from_account, to_account)
-    transfer_id = uuid.uuid4()
     with transaction.atomic():
         accounts, trust, clearing = _lock_with_mirrors(peeked, leaving or entering, amount.currency)
         postings = ledger.move(from_account, amount.minor, into=to_account)

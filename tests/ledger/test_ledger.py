@@ -155,3 +155,20 @@ def test_database_rejects_changing_postings_and_crossing_a_floor(customer_accoun
             "SELECT entry_id, account_id, 'USD', bucket, amount, now() FROM accounts_posting WHERE account_id = %s",
             [account.id],
         )
+
+
+def test_transfer_with_a_chosen_id_happens_once(customer_account):
+    alice, bob = customer_account(funded=1_000), customer_account()
+    transfer_id = uuid.uuid4()
+    first = services.transfer_create(
+        from_account=alice.id, to_account=bob.id, amount=Money(100, "JPY"), actor=ACTOR, transfer_id=transfer_id
+    )
+    again = services.transfer_create(
+        from_account=alice.id, to_account=bob.id, amount=Money(100, "JPY"), actor=ACTOR, transfer_id=transfer_id
+    )
+    assert first.id == again.id == transfer_id
+    assert _balance(alice) == (900, 0)
+    with pytest.raises(InvalidLedgerRequest, match="exists with other"):
+        services.transfer_create(
+            from_account=alice.id, to_account=bob.id, amount=Money(101, "JPY"), actor=ACTOR, transfer_id=transfer_id
+        )
