@@ -6,12 +6,13 @@ import logging
 import time
 from collections.abc import Callable
 
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 
 from fintech import eventstore
 from fintech.eventstore import Checkpoint, RecordedEvent
-from projections import engine
+from projections import cache, engine
 from projections.models import ProjectionState
 
 logger = logging.getLogger(__name__)
@@ -20,28 +21,37 @@ logger = logging.getLogger(__name__)
 
 
 # A run reads everything committed so far, so one wake-up per interval is as good as one per commit, and it
-# keeps a broker round trip off every command: a projection is woken at once, and commits within the next
-# interval share one delayed wake-up at its end, so the last of them is never left to the beat catch-up.
+# keeps broker sends off the commands' path. The first commit of an interval, in any process, takes a short
+# Redis gate and sends two fan-out wake-ups: one now, one at the interval's end, which covers every commit
+# made meanwhile by every process. The others only learn, in the same round trip, how long the gate still
+# holds, and skip Redis until then. Beat's catch-up remains the safety net for anything lost.
 WAKE_INTERVAL_SECONDS = 0.2
-_next_wake: dict[str, float] = {}
-_delayed_wake: dict[str, float] = {}
+WAKE_GATE_KEY = "projections:wake"
+_quiet_until = 0.0
 
 
 def projections_wake(events: list[RecordedEvent]) -> None:
-    """Event store subscriber: after a commit, ask the worker to run every projection (coalesced per process)."""
+    """Event store subscriber: after a commit, make sure the worker runs every projection soon."""
+    global _quiet_until  # noqa: PLW0603 - a per-process note of the gate, to spare Redis round trips
     if not settings.PROJECTIONS_WAKE_ON_COMMIT:
         return
-    from projections.tasks import projection_run_task
-
     now = time.monotonic()
-    for name in engine.projections():
-        due = _next_wake.get(name, now)
-        if now >= due:
-            _next_wake[name] = now + WAKE_INTERVAL_SECONDS
-            projection_run_task.delay(name)
-        elif _delayed_wake.get(name, 0.0) < due:
-            _delayed_wake[name] = due
-            projection_run_task.apply_async((name,), countdown=due - now)
+    if now < _quiet_until:
+        return
+    interval_ms = int(WAKE_INTERVAL_SECONDS * 1000)
+    try:
+        pipe = cache.client().pipeline(transaction=False)
+        pipe.set(WAKE_GATE_KEY, "1", nx=True, px=interval_ms)
+        pipe.pttl(WAKE_GATE_KEY)
+        won, remaining_ms = pipe.execute()
+    except redis.RedisError:
+        won, remaining_ms = True, interval_ms
+    _quiet_until = now + max(remaining_ms, 0) / 1000
+    if won:
+        from projections.tasks import projections_wake_task
+
+        projections_wake_task.delay()
+        projections_wake_task.apply_async(countdown=WAKE_INTERVAL_SECONDS)
 
 
 class NotReplayable(Exception):

@@ -8,8 +8,19 @@ def projection_run_task(name: str) -> int:
     return projection_run(name=name)
 
 
+def _run_each() -> None:
+    # One task per projection, so that they run in parallel.
+    for name in projections():
+        projection_run_task.delay(name)
+
+
+@shared_task(ignore_result=True)
+def projections_wake_task() -> None:
+    """Sent after commits (projections.services.projections_wake): run every projection."""
+    _run_each()
+
+
 @shared_task(ignore_result=True)
 def projections_catch_up_task() -> None:
     """Celery beat, every few seconds: a lost wake-up only delays a projection."""
-    for name in projections():
-        projection_run_task.delay(name)
+    _run_each()

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import collections
-import multiprocessing
 import os
 import platform
-import queue
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 
-from tests.bench import database
-from tests.bench.database import Work
+from tests.bench import database, ledger
+from tests.bench.database import Work, describe, describe_tables
 from tests.bench.handsql import VaultKeys
-from tests.bench.worker import HAND_SQL, SERVICE, ClientResult, ClientSpec, client_main
+from tests.bench.worker import HAND_SQL, SERVICE, ClientSpec, client_main, spawn_clients
 
 TARGET_RATIO = 0.7
 TARGET_CLIENTS = 8
@@ -45,18 +43,38 @@ class Totals:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench",
-        description="Command throughput (events/s) of the payments service layer against the same SQL by hand.",
+        description="Command throughput of the payments service layer (events/s) and of the ledger's transfers "
+        "(transfers/s) against the same SQL by hand, then the vault and the read side beside their raw parts.",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--seconds", type=float, default=4.0, help="duration of each measurement (default 4)")
-    mode.add_argument("--payments", type=int, help="payments per client in each measurement, instead of --seconds")
+    mode.add_argument(
+        "--payments",
+        type=int,
+        help="payments (in the ledger section, transfers) per client in each measurement, instead of --seconds",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the four runs (default 3)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="client processes (default 1 8)")
-    parser.add_argument("--warmup", type=int, default=3, help="unmeasured payments per client first (default 3)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=3,
+        help=f"unmeasured payments per client first (default 3; transfers: at least {ledger.WARM_TRANSFERS})",
+    )
     sections = parser.add_mutually_exclusive_group()
     sections.add_argument("--skip-projections", action="store_true", help="leave out the read-side section")
     sections.add_argument(
-        "--projections-only", action="store_true", help="only the read-side section (no commands, no vault)"
+        "--projections-only", action="store_true", help="only the read-side section (no commands, no vault, no ledger)"
+    )
+    sections.add_argument(
+        "--ledger-only", action="store_true", help="only the ledger section (no payments, no vault, no read side)"
+    )
+    parser.add_argument("--skip-ledger", action="store_true", help="leave out the ledger section")
+    parser.add_argument(
+        "--ledger-accounts",
+        type=int,
+        default=ledger.ACCOUNTS,
+        help=f"customer accounts in the pool the ledger clients share (default {ledger.ACCOUNTS})",
     )
     parser.add_argument(
         "--projection-events",
@@ -69,39 +87,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("rounds, clients and payments must be positive, warmup not negative")
     if args.projection_events < 1:
         parser.error("--projection-events must be positive")
+    if args.skip_ledger and (args.ledger_only or args.projections_only):
+        parser.error("--skip-ledger goes with neither --ledger-only nor --projections-only")
+    if args.ledger_accounts < 2:
+        parser.error("--ledger-accounts must be 2 or more")
     return args
 
 
 def run_clients(spec: ClientSpec, clients: int) -> tuple[int, float, list[uuid.UUID]]:
     """Start `clients` processes, release them together; returns (payments, wall seconds, all payment ids)."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(clients)
-    results = context.Queue()
-    processes = [
-        context.Process(target=client_main, args=(index, spec, barrier, results), name=f"bench-client-{index}")
-        for index in range(clients)
-    ]
-    for process in processes:
-        process.start()
-    collected: list[ClientResult] = []
-    try:
-        while len(collected) < clients:
-            try:
-                collected.append(results.get(timeout=1.0))
-            except queue.Empty:
-                dead = [p.name for p in processes if p.exitcode not in (None, 0)]
-                if dead:
-                    raise RuntimeError(f"client processes died without a result: {', '.join(dead)}") from None
-    finally:
-        for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.terminate()
-                process.join()
-    errors = [result.error for result in collected if result.error]
-    if errors:
-        raise RuntimeError(f"{spec.implementation} client failed:\n{errors[0]}")
-    seconds = max(r.finished for r in collected) - min(r.started for r in collected)
+    collected, seconds = spawn_clients(client_main, spec, clients)
     ids = [uuid.UUID(bytes=r.payment_ids[i : i + 16]) for r in collected for i in range(0, len(r.payment_ids), 16)]
     return sum(r.payments for r in collected), seconds, ids
 
@@ -160,21 +155,6 @@ def work_per_payment(conninfo: str, vault_keys: VaultKeys) -> dict[str, Work]:
     return {SERVICE: service_work, HAND_SQL: hand_work}
 
 
-def describe(work: Work) -> str:
-    counter = work.statements
-    text = f"{sum(counter.values())} ({', '.join(f'{kind} {n}' for kind, n in sorted(counter.items()))})"
-    if work.transactions is not None:
-        scans, inserted, updated = work.totals()
-        text += f"; server: {work.transactions} transactions, {scans} scans, {inserted} rows in, {updated} updated"
-    return text
-
-
-def describe_tables(work: Work) -> str:
-    return ", ".join(
-        f"{table} {scans}/{inserted}/{updated}" for table, (scans, inserted, updated) in sorted(work.tables.items())
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # The bench measures the production configuration: no query logging, quiet logs.
@@ -191,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     out(f"{mode}, {args.rounds} interleaved rounds, {args.warmup} warm-up payments per client, spawned processes")
 
-    if not args.projections_only:
+    if not (args.projections_only or args.ledger_only):
         run_commands_and_vault(args, bench)
-    if not args.skip_projections:
+    if not (args.skip_projections or args.ledger_only):
         from tests.bench import projections  # on the bench database, in this process
 
         projections.run(
@@ -203,9 +183,26 @@ def main(argv: list[str] | None = None) -> int:
             rounds=args.rounds,
             out=out,
         )
+    transfers = 0
+    if not (args.skip_ledger or args.projections_only):
+        transfers = ledger.run(
+            url=bench.url,
+            accounts=args.ledger_accounts,
+            clients=args.clients,
+            rounds=args.rounds,
+            seconds=args.seconds,
+            transfers=args.payments,
+            warmup=args.warmup,
+            out=out,
+        )
     out()
-    if not args.projections_only:
+    if not (args.projections_only or args.ledger_only):
         out("all payments verified (3 events, stream at version 3, one granted detokenisation audit row)")
+    if transfers:
+        out(
+            f"all {transfers:,} transfers verified (entry of two postings summing to zero, transfer row, three "
+            "events); after each run every balance equal to its postings and to its stream's last event, totals kept"
+        )
     out(f"total time {time.monotonic() - started:.0f} s")
     return 0
 

@@ -152,10 +152,11 @@ def verify_through_service(payment_ids: list[uuid.UUID]) -> None:
 # What one payment costs the database ------------------------------------------------------------------------
 @dataclass
 class Work:
-    """Statements a client sent (by first keyword), and what the server did for them: transactions, and per
-    table (partitions under their parent) scans, rows inserted, rows updated."""
+    """Statements a client sent (by first keyword, and their text in order), and what the server did for them:
+    transactions, and per table (partitions under their parent) scans, rows inserted, rows updated."""
 
     statements: collections.Counter[str] = field(default_factory=collections.Counter)
+    texts: list[str] = field(default_factory=list)
     transactions: int | None = None
     tables: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
@@ -163,37 +164,53 @@ class Work:
         return tuple(sum(column) for column in zip(*self.tables.values(), strict=True)) or (0, 0, 0)
 
 
-def _kind(query: object, conn: psycopg.Connection) -> str:
+def _text(query: object, conn: psycopg.Connection) -> str:
     if isinstance(query, sql.Composable):
         query = query.as_string(conn)
     if isinstance(query, bytes | bytearray | memoryview):
         query = bytes(query).decode()
-    return str(query).split(None, 1)[0].upper()
+    return str(query)
 
 
 @contextlib.contextmanager
-def _statements_sent(conn: psycopg.Connection) -> Iterator[collections.Counter[str]]:
+def _statements_sent(conn: psycopg.Connection) -> Iterator[Work]:
     """Count every statement sent on a psycopg connection. Every cursor comes from `conn.cursor_factory`,
-    Django's cursor wrapper, the event store's raw cursor and `conn.execute` alike, so both implementations are
-    counted the same way."""
-    counter: collections.Counter[str] = collections.Counter()
+    Django's cursor wrapper, the event store's raw cursor and `conn.execute` alike, and every BEGIN and COMMIT
+    from `conn._exec_command`, Django's atomic and psycopg's commit alike, so both implementations are counted
+    the same way."""
+    work = Work()
     base = conn.cursor_factory
+
+    def count(query: object, times: int = 1) -> None:
+        text = _text(query, conn)
+        work.statements[text.split(None, 1)[0].upper()] += times
+        work.texts.extend([text] * times)
 
     class Counting(base):
         def execute(self, query, params=None, **kwargs):
-            counter[_kind(query, conn)] += 1
+            count(query)
             return super().execute(query, params, **kwargs)
 
         def executemany(self, query, params_seq, **kwargs):
             params_seq = list(params_seq)
-            counter[_kind(query, conn)] += len(params_seq)
+            count(query, len(params_seq))
             return super().executemany(query, params_seq, **kwargs)
 
+    # Transaction control (the BEGIN psycopg sends before a statement when autocommit is off, COMMIT, ROLLBACK)
+    # takes the connection's internal command path, not a cursor: count it there.
+    exec_command = conn._exec_command
+
+    def counting_command(command, *args, **kwargs):
+        count(command)
+        return exec_command(command, *args, **kwargs)
+
     conn.cursor_factory = Counting
+    conn._exec_command = counting_command
     try:
-        yield counter
+        yield work
     finally:
         conn.cursor_factory = base
+        del conn._exec_command
 
 
 _SERVER_STATS = """
@@ -233,9 +250,8 @@ def _measure_once(conn: psycopg.Connection, action: Callable[[], object]) -> Wor
     if server:
         _wait_alone(conn)
         transactions_before, tables_before = _server_stats(conn)
-    with _statements_sent(conn) as statements:
+    with _statements_sent(conn) as work:
         action()
-    work = Work(statements=statements)
     if server:
         transactions_after, tables_after = _server_stats(conn)
         # Between the two reads: the first read's statement and the second flush are transactions too.
@@ -255,6 +271,21 @@ def measure_work(conn: psycopg.Connection, action: Callable[[], object], *, repe
     connections to have gone. A statement psycopg prepares during `action` (at its 5th run) adds a
     transaction of its own."""
     works = [_measure_once(conn, action) for _ in range(repeat)]
-    if any(work.statements != works[0].statements for work in works):
+    if any(work.texts != works[0].texts for work in works):
         raise RuntimeError(f"the same action sent different statements: {[dict(w.statements) for w in works]}")
     return min(works, key=lambda work: (work.transactions or 0, work.totals()))
+
+
+def describe(work: Work) -> str:
+    counter = work.statements
+    text = f"{sum(counter.values())} ({', '.join(f'{kind} {n}' for kind, n in sorted(counter.items()))})"
+    if work.transactions is not None:
+        scans, inserted, updated = work.totals()
+        text += f"; server: {work.transactions} transactions, {scans} scans, {inserted} rows in, {updated} updated"
+    return text
+
+
+def describe_tables(work: Work) -> str:
+    return ", ".join(
+        f"{table} {scans}/{inserted}/{updated}" for table, (scans, inserted, updated) in sorted(work.tables.items())
+    )

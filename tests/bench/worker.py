@@ -11,7 +11,9 @@ runs payments for a fixed count or until a deadline, and reports its start and e
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
+import queue
 import sys
 import time
 import traceback
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.synchronize import Barrier
 from queue import Queue
+from typing import Any
 
 from tests.bench.handsql import VaultKeys
 
@@ -97,3 +100,37 @@ def client_main(index: int, spec: ClientSpec, barrier: Barrier, results: Queue) 
     except BaseException:
         barrier.abort()
         results.put(ClientResult(index, 0, 0.0, 0.0, b"".join(ids), error=traceback.format_exc()))
+
+
+def spawn_clients(target: Callable[..., None], spec: Any, clients: int) -> tuple[list[Any], float]:
+    """Start `clients` processes running `target(index, spec, barrier, results)`, release them together at the
+    barrier; returns their results (each with `error`, `started` and `finished`) and the wall seconds from the
+    first start to the last finish. Raises when a client failed or died."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(clients)
+    results = context.Queue()
+    processes = [
+        context.Process(target=target, args=(index, spec, barrier, results), name=f"bench-client-{index}")
+        for index in range(clients)
+    ]
+    for process in processes:
+        process.start()
+    collected: list[Any] = []
+    try:
+        while len(collected) < clients:
+            try:
+                collected.append(results.get(timeout=1.0))
+            except queue.Empty:
+                dead = [p.name for p in processes if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"client processes died without a result: {', '.join(dead)}") from None
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+    errors = [result.error for result in collected if result.error]
+    if errors:
+        raise RuntimeError(f"{spec.implementation} client failed:\n{errors[0]}")
+    return collected, max(r.finished for r in collected) - min(r.started for r in collected)
