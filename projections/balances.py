@@ -81,5 +81,6 @@ projection_register(
         refresh=balances_refresh,
         cached_ids=lambda: BalanceView.objects.values_list("account_id", flat=True),
         after_batch=lambda: cache.checkpoint_note(BALANCES),
+        pipelined=True,
     )
 )

@@ -8,12 +8,13 @@ checkpoint stays just before it, and the error is recorded until a later run get
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from fintech import eventstore
@@ -40,6 +41,9 @@ class Projection:
     after_batch: Callable[[], None] | None = None
     # A process manager (it writes entries, not a read model) is never rebuilt from the first event.
     replayable: bool = True
+    # Handlers that only write, one statement each, never reading an answer: a batch goes to the server in
+    # pipeline mode, without a round trip per event.
+    pipelined: bool = False
     live_tables: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,19 +88,39 @@ def lock_wait(name: str) -> None:
     _lock(name, wait=True)
 
 
-def apply_events(projection: Projection, tables: dict[str, str], events: list[RecordedEvent]) -> set[str]:
-    """Run the handlers over events inside the caller's transaction; HandlerFailed names the failing one."""
+def apply_events(
+    projection: Projection, tables: dict[str, str], events: list[RecordedEvent], *, pipelined: bool = False
+) -> set[str]:
+    """Run the handlers over events inside the caller's transaction; HandlerFailed names the failing one
+    (pipelined, a database error is only known at the end: apply_located finds its event)."""
     touched: set[str] = set()
     with raw_cursor() as cursor:
-        for index, recorded in enumerate(events):
-            handler = projection.handlers.get(recorded.event_type)
-            if handler is None:
-                continue
-            try:
-                touched.update(handler(cursor, tables, recorded) or ())
-            except Exception as error:
-                raise HandlerFailed(index, recorded) from error
+        pipeline = connection.connection.pipeline() if pipelined else contextlib.nullcontext()
+        with pipeline:
+            for index, recorded in enumerate(events):
+                handler = projection.handlers.get(recorded.event_type)
+                if handler is None:
+                    continue
+                try:
+                    touched.update(handler(cursor, tables, recorded) or ())
+                except Exception as error:
+                    raise HandlerFailed(index, recorded) from error
     return touched
+
+
+def apply_located(projection: Projection, tables: dict[str, str], events: list[RecordedEvent]) -> set[str]:
+    """apply_events in a savepoint, pipelined when the projection allows; a database error in a pipeline is
+    located by applying the batch again one event at a time, so HandlerFailed always names its event."""
+    if projection.pipelined:
+        try:
+            with transaction.atomic():
+                return apply_events(projection, tables, events, pipelined=True)
+        except HandlerFailed:
+            raise
+        except DatabaseError:
+            pass
+    with transaction.atomic():
+        return apply_events(projection, tables, events)
 
 
 def projection_run(*, name: str, batch_size: int = 500, wait: bool = False) -> int:
@@ -121,14 +145,13 @@ def projection_run(*, name: str, batch_size: int = 500, wait: bool = False) -> i
                 return done
             events, end = batch.events, batch.end
             try:
-                with transaction.atomic():
-                    touched = apply_events(projection, projection.live_tables, events)
+                touched = apply_located(projection, projection.live_tables, events)
             except HandlerFailed as failed:
                 failure = failed
                 # Keep what came before the failing event; stop just before it.
                 events = events[: failed.index]
                 end = events[-1].checkpoint if events else after
-                touched = apply_events(projection, projection.live_tables, events)
+                touched = apply_events(projection, projection.live_tables, events, pipelined=projection.pipelined)
             _advance(state, end, events)
             if failure is not None:
                 _record_failure(state, failure)

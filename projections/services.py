@@ -81,8 +81,7 @@ def projection_replay(
             batch = eventstore.read_batch(after=end, limit=batch_size, event_types=projection.handlers)
             if not batch.read:
                 return
-            with transaction.atomic():
-                engine.apply_events(projection, fresh, batch.events)
+            engine.apply_located(projection, fresh, batch.events)
             end, total = batch.end, total + len(batch.events)
             if batch.events:
                 last_created = batch.events[-1].created_at

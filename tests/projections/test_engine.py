@@ -156,3 +156,40 @@ def test_events_a_projection_does_not_handle_are_passed_without_decoding(failing
     state = ProjectionState.objects.get(name=name)
     assert state.error == ""
     assert (state.checkpoint_transaction, state.checkpoint_position) >= tuple(eventstore.head())
+
+
+def test_database_error_in_a_pipelined_batch_stops_at_its_own_event():
+    from django.db import connection
+    from django.utils import timezone
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS engine_test_rows (label text)")
+    run = uuid.uuid4().hex[:8]
+
+    def handler(cursor, tables, recorded):
+        label = recorded.event.label
+        if not label.startswith(run):
+            return
+        # The failing statement is only known to fail when the pipeline syncs, after the later events were sent.
+        sql = "SELECT 1 / 0" if label.endswith("bad") else "INSERT INTO engine_test_rows VALUES (%s)"
+        cursor.execute(sql, [] if label.endswith("bad") else [label])
+
+    name = f"test_pipelined_{run}"
+    engine.projection_register(
+        engine.Projection(name=name, tables=(), handlers={"EngineTested": handler}, pipelined=True)
+    )
+    try:
+        labels = [f"{run}-1", f"{run}-2", f"{run}-bad", f"{run}-4"]
+        eventstore.append(uuid.uuid4(), [EngineTested(occurred_at=timezone.now(), label=lb) for lb in labels], 0)
+        bad = eventstore.load(eventstore.read_all(limit=100_000)[-1].stream_id)[2]
+        # when the batch runs in pipeline mode and the third event's statement fails at the server
+        engine.projection_run(name=name)
+        # then it stops at that event, with what came before applied once and the error recorded
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT label FROM engine_test_rows WHERE label LIKE %s ORDER BY 1", [f"{run}%"])
+            assert [row[0] for row in cursor.fetchall()] == [f"{run}-1", f"{run}-2"]
+        state = ProjectionState.objects.get(name=name)
+        assert state.error_event_id == bad.event_id
+        assert "division by zero" in state.error
+    finally:
+        engine._REGISTRY.pop(name)
