@@ -101,6 +101,22 @@ def _search_uuid_any(queryset, fields: tuple[str, ...], term: str):
     return functools.reduce(operator.or_, matches)
 
 
+class ExactSearch:
+    """Search by exact ids (`uuid_search_fields`) or, for a term that is no UUID, the exact reference."""
+
+    uuid_search_fields: tuple[str, ...] = ()
+    reference_search = True
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        by_id = _search_uuid_any(queryset, self.uuid_search_fields, term)
+        if by_id is not None:
+            return by_id, False
+        return (queryset.filter(reference=term) if self.reference_search else queryset.none()), False
+
+
 class CurrencyFilter(admin.SimpleListFilter):
     """The currencies of the company's accounts. Money enters the ledger only against one of them (trust or
     clearing, opened at the first entry in a currency), so these are all the currencies with postings, read from
@@ -315,7 +331,7 @@ class AccountAdmin(ReadOnlyAdmin):
 
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(ReadOnlyAdmin):
+class JournalEntryAdmin(ExactSearch, ReadOnlyAdmin):
     list_display = ("created_at", "kind", "reference", "actor", "payment_id")
     ordering = ("-created_at",)
     search_fields = ("=reference",)
@@ -325,18 +341,11 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     inlines = (PostingInline,)
     show_full_result_count = False
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        by_id = _search_uuid_any(queryset, ("id", "payment_id"), term)
-        if by_id is not None:
-            return by_id, False
-        return queryset.filter(reference=term), False
+    uuid_search_fields = ("id", "payment_id")
 
 
 @admin.register(Posting)
-class PostingAdmin(ReadOnlyAdmin):
+class PostingAdmin(ExactSearch, ReadOnlyAdmin):
     list_display = ("id", "created_at", "entry", "account", "bucket", "amount", "currency")
     list_select_related = ("entry", "account")
     list_filter = ("bucket", CurrencyFilter)
@@ -347,16 +356,12 @@ class PostingAdmin(ReadOnlyAdmin):
     readonly_fields = fields
     show_full_result_count = False
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        by_id = _search_uuid_any(queryset, ("account_id", "entry_id"), term)
-        return (queryset.none() if by_id is None else by_id), False
+    uuid_search_fields = ("account_id", "entry_id")
+    reference_search = False
 
 
 @admin.register(Transfer)
-class TransferAdmin(ReadOnlyAdmin):
+class TransferAdmin(ExactSearch, ReadOnlyAdmin):
     list_display = ("created_at", "id", "from_account", "to_account", "amount", "currency", "status", "reference")
     list_select_related = ("from_account", "to_account")
     list_filter = ("status", CurrencyFilter)
@@ -367,18 +372,11 @@ class TransferAdmin(ReadOnlyAdmin):
     readonly_fields = fields
     show_full_result_count = False
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        by_id = _search_uuid_any(queryset, ("id", "from_account_id", "to_account_id"), term)
-        if by_id is not None:
-            return by_id, False
-        return queryset.filter(reference=term), False
+    uuid_search_fields = ("id", "from_account_id", "to_account_id")
 
 
 @admin.register(Hold)
-class HoldAdmin(ReadOnlyAdmin):
+class HoldAdmin(ExactSearch, ReadOnlyAdmin):
     list_display = ("created_at", "id", "account", "amount", "currency", "status", "reference", "closed_at")
     list_select_related = ("account",)
     list_filter = ("status", CurrencyFilter)
@@ -389,14 +387,7 @@ class HoldAdmin(ReadOnlyAdmin):
     readonly_fields = fields
     show_full_result_count = False
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        by_id = _search_uuid_any(queryset, ("id", "account_id"), term)
-        if by_id is not None:
-            return by_id, False
-        return queryset.filter(reference=term), False
+    uuid_search_fields = ("id", "account_id")
 
 
 @admin.register(SettlementBatch)
