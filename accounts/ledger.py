@@ -118,7 +118,8 @@ def account_insert(
         cursor.execute(
             "INSERT INTO accounts_account (id, owner_type, owner_id, currency, kind, floor, available, pending, "
             "version, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, 0, 0, 1, %s, %s) "
-            "ON CONFLICT (owner_type, owner_id, kind, currency) DO NOTHING RETURNING id",
+            "ON CONFLICT (owner_type, owner_id, kind, currency) WHERE owner_type IN ('company', 'merchant') "
+            "DO NOTHING RETURNING id",
             [account_id, owner_type, owner_id, currency, kind, floor, now, now],
         )
         if cursor.fetchone() is None:

@@ -98,8 +98,12 @@ class Account(models.Model):
         managed = False
         constraints = [
             models.UniqueConstraint(fields=["id", "currency"], name="accounts_account_id_currency"),
+            # A merchant has one payable account per currency (payments are booked to it), the company one account
+            # of each kind per currency; a customer may hold several.
             models.UniqueConstraint(
-                fields=["owner_type", "owner_id", "kind", "currency"], name="accounts_account_one_per_owner_kind"
+                fields=["owner_type", "owner_id", "kind", "currency"],
+                condition=models.Q(owner_type__in=[COMPANY, MERCHANT]),
+                name="accounts_account_one_per_owner_kind",
             ),
             models.CheckConstraint(
                 condition=models.Q(floor__isnull=True) | models.Q(available__gte=models.F("floor")),

@@ -17,7 +17,6 @@ from accounts.domain import (
     AGGREGATE_TYPE,
     AVAILABLE,
     COMPANY,
-    COMPANY_OWNER_ID,
     CUSTOMER,
     MERCHANT,
     OWNER_OF_KIND,
@@ -128,10 +127,11 @@ _DEFAULT_FLOOR = object()
 def account_open(
     *, owner_type: str, owner_id: str, currency: str, kind: str, floor: int | None | object = _DEFAULT_FLOOR, actor: str
 ) -> Account:
-    """Open an account of `kind` in `currency` for a customer, a merchant or the company (one per owner, kind and
-    currency). The floor is 0 unless given; the company's trust, clearing and suspense accounts have none.
-    Raises InvalidLedgerRequest for a kind that does not fit the owner, an unknown owner or currency,
-    AccountExists when the owner has such an account."""
+    """Open an account of `kind` in `currency` for a customer, a merchant or the company (a merchant and the
+    company hold one per kind and currency, a customer any number). The floor is 0 unless given; the company's
+    trust, clearing and suspense accounts have none. Raises InvalidLedgerRequest for a kind that does not fit
+    the owner, a malformed owner id or an unknown currency, AccountExists when a merchant or the company has
+    such an account already."""
     try:
         kind = AccountKind(kind)
         currency_exponent(currency)
@@ -155,21 +155,14 @@ def account_open(
 
 
 def _owner_check(owner_type: str, owner_id: str) -> None:
-    if owner_type == CUSTOMER:
-        try:
-            exists = Customer.objects.filter(id=uuid.UUID(owner_id)).exists()
-        except ValueError:
-            exists = False
-        if not exists:
-            raise InvalidLedgerRequest(f"no customer {owner_id!r}")
-    elif owner_type == MERCHANT:
-        if not Merchant.objects.filter(id=owner_id).exists():
-            raise InvalidLedgerRequest(f"no merchant {owner_id!r}")
-    elif owner_type == COMPANY:
-        if owner_id != COMPANY_OWNER_ID:
-            raise InvalidLedgerRequest(f"company accounts are owned by {COMPANY_OWNER_ID!r}")
-    else:
+    """Owners are named by id: a customer's (registered here or in another system), a merchant's (created on
+    first use, as issue_api_token does), or the company's own (`company` for the accounts the ledger opens)."""
+    if owner_type not in (CUSTOMER, MERCHANT, COMPANY):
         raise InvalidLedgerRequest(f"owner_type must be one of {CUSTOMER}, {MERCHANT}, {COMPANY}")
+    if not re.match(MERCHANT_ID_PATTERN, owner_id):
+        raise InvalidLedgerRequest(f"owner_id must match {MERCHANT_ID_PATTERN}")
+    if owner_type == MERCHANT:
+        merchant_get_or_create(merchant_id=owner_id)
 
 
 def _amount_check(amount: Money, *currencies: str) -> None:

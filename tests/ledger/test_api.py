@@ -122,12 +122,25 @@ def test_open_account_refuses_bad_input_and_duplicates(finance, merchant_id):
         format="json",
     )
     assert bad_kind.status_code == 400
-    unknown = finance.post(
+    malformed = finance.post(
         "/api/v1/accounts",
-        {"owner_type": "customer", "owner_id": str(uuid.uuid4()), "currency": "JPY", "kind": "customer_balance"},
+        {"owner_type": "customer", "owner_id": "not an id", "currency": "JPY", "kind": "customer_balance"},
         format="json",
     )
-    assert unknown.status_code == 400
+    assert malformed.status_code == 400
+    unknown_currency = finance.post(
+        "/api/v1/accounts",
+        {"owner_type": "customer", "owner_id": "c-1", "currency": "XXZ", "kind": "customer_balance"},
+        format="json",
+    )
+    assert unknown_currency.status_code == 400
+    # a customer of another system may hold several accounts of a kind
+    customer = {"owner_type": "customer", "owner_id": f"ext-{uuid.uuid4().hex[:8]}", "currency": "JPY"}
+    for _ in range(2):
+        assert (
+            finance.post("/api/v1/accounts", {**customer, "kind": "customer_balance"}, format="json").status_code == 201
+        )
+    # a merchant holds one payable account per currency
     body = {"owner_type": "merchant", "owner_id": merchant_id, "currency": "EUR", "kind": "merchant_payable"}
     assert finance.post("/api/v1/accounts", body, format="json").status_code == 201
     duplicate = finance.post("/api/v1/accounts", body, format="json")
