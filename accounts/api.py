@@ -249,7 +249,12 @@ class HoldSettleApi(HoldActionApi):
 class AccountBalanceApi(LedgerApi):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, **kwargs):
-        found = read_models.balance_get(account_id=self.account_id())
+        account_id = self.account_id()
+        found = read_models.balance_get(account_id=account_id)
+        if found is None:
+            # Not projected yet (and Redis missed): the ledger row answers rather than a 404 for a real account.
+            ledger_row = selectors.account_balance(account_id=account_id)
+            found = (ledger_row, "ledger") if ledger_row else None
         document, source = found if found else (None, None)
         self.require_reader((document["owner_type"], document["owner_id"]) if document else None)
         return Response(

@@ -61,3 +61,22 @@ def account_posting_list(*, account_id, before: int | None, limit: int) -> tuple
         for posting in page[:limit]
     ]
     return results, (page[limit - 1].id if len(page) > limit else None)
+
+
+def account_balance(*, account_id) -> dict | None:
+    """An account's balances from its ledger row, the strongly consistent figure, in the balance read model's
+    shape; None for an unknown account."""
+    account = Account.objects.filter(id=account_id).first()
+    if account is None:
+        return None
+    return {
+        "account_id": str(account.id),
+        "owner_type": account.owner_type,
+        "owner_id": account.owner_id,
+        "kind": account.kind,
+        "currency": account.currency,
+        "available": {"amount": account.available, "currency": account.currency},
+        "pending": {"amount": account.pending, "currency": account.currency},
+        "updated_at": account.updated_at.isoformat().replace("+00:00", "Z"),
+        "version": account.version,
+    }

@@ -96,6 +96,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / ".data" / "celerybeat"))
 # Projections are woken after every append and caught up by beat every few seconds (a lost wake-up only delays).
 PROJECTIONS_WAKE_ON_COMMIT = env_bool("PROJECTIONS_WAKE_ON_COMMIT", True)
+# Ledger commits also put the new balances in Redis at once (read-your-writes for balance enquiries).
+BALANCES_WRITE_THROUGH = env_bool("BALANCES_WRITE_THROUGH", True)
 CELERY_BEAT_SCHEDULE = {
     "projections-catch-up": {
         "task": "projections.tasks.projections_catch_up_task",

@@ -3,12 +3,18 @@ AccountOpened and BalanceChanged events."""
 
 from __future__ import annotations
 
+import logging
 import uuid
+
+import redis
+from django.conf import settings
 
 from fintech.eventstore import RecordedEvent
 from projections import cache
 from projections.engine import Projection, projection_register
 from projections.models import BalanceView
+
+logger = logging.getLogger(__name__)
 
 BALANCES = "balances"
 BALANCE_TABLE = "projections_balance"
@@ -53,8 +59,12 @@ def _changed(cursor, tables, recorded: RecordedEvent):
     return [str(event.account_id)]
 
 
+def _iso(value) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
 def balance_document(row) -> dict:
-    """A balance as the API answers it and Redis keeps it."""
+    """A balance as the API answers it (from the read table)."""
     return {
         "account_id": str(row.account_id),
         "owner_type": row.owner_type,
@@ -63,14 +73,63 @@ def balance_document(row) -> dict:
         "currency": row.currency,
         "available": {"amount": row.available, "currency": row.currency},
         "pending": {"amount": row.pending, "currency": row.currency},
-        "updated_at": row.updated_at.isoformat().replace("+00:00", "Z"),
+        "updated_at": _iso(row.updated_at),
+        "version": row.version,
+    }
+
+
+def _hash_of(row) -> dict:
+    return {
+        "account_id": str(row.account_id),
+        "owner_type": row.owner_type,
+        "owner_id": row.owner_id,
+        "kind": row.kind,
+        "currency": row.currency,
+        "available": row.available,
+        "pending": row.pending,
+        "updated_at": _iso(row.updated_at),
         "version": row.version,
     }
 
 
 def balances_refresh(account_ids: set[str]) -> None:
     rows = BalanceView.objects.filter(account_id__in=[uuid.UUID(i) for i in account_ids])
-    cache.documents_set({cache.balance_key(row.account_id): balance_document(row) for row in rows})
+    cache.balances_set({cache.balance_key(row.account_id): _hash_of(row) for row in rows})
+
+
+def balances_write_through(events: list[RecordedEvent]) -> None:
+    """Event store subscriber: right after a ledger commit, put the new balances in Redis (forward only), so
+    that a read following a write sees it without waiting for the projection, which writes the same again."""
+    if not settings.BALANCES_WRITE_THROUGH:
+        return
+    full, partial = {}, {}
+    for recorded in events:
+        event = recorded.event
+        if recorded.event_type == "AccountOpened":
+            full[cache.balance_key(event.account_id)] = {
+                "account_id": str(event.account_id),
+                "owner_type": event.owner_type,
+                "owner_id": event.owner_id,
+                "kind": event.kind,
+                "currency": event.currency,
+                "available": 0,
+                "pending": 0,
+                "updated_at": _iso(recorded.occurred_at),
+                "version": recorded.version,
+            }
+        elif recorded.event_type == "BalanceChanged":
+            partial[cache.balance_key(event.account_id)] = {
+                "available": event.available.minor,
+                "pending": event.pending.minor,
+                "updated_at": _iso(recorded.occurred_at),
+                "version": recorded.version,
+            }
+    if not (full or partial):
+        return
+    try:
+        cache.balances_set(full, partial)
+    except redis.RedisError:
+        logger.warning("Redis unavailable: balances left to the projection", exc_info=True)
 
 
 projection_register(

@@ -73,13 +73,60 @@ def balance_key(account_id) -> str:
     return f"balance:{account_id}"
 
 
+# A balance is a hash (account_id, owner_type, owner_id, kind, currency, available, pending, updated_at,
+# version), written only forward in version. A "partial" write (balances only, as a BalanceChanged event
+# carries them) applies only to a hash that exists; "full" writes every field.
+_BALANCE_SET = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if current and tonumber(current) > tonumber(ARGV[1]) then
+  return 0
+end
+if ARGV[2] == 'partial' and redis.call('HEXISTS', KEYS[1], 'owner_type') == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], unpack(ARGV, 3))
+return 1
+"""
+BALANCE_FIELDS = ("account_id", "owner_type", "owner_id", "kind", "currency", "available", "pending", "updated_at")
+
+
+def balances_set(full: dict[str, dict], partial: dict[str, dict] | None = None) -> None:
+    """Write balance hashes (key → fields with `version`), never replacing a newer version; `partial` ones only
+    where the hash exists already."""
+    redis_client = client()
+    script = redis_client.register_script(_BALANCE_SET)
+    pipe = redis_client.pipeline(transaction=False)
+    for mode, documents in (("full", full), ("partial", partial or {})):
+        for key, fields in documents.items():
+            pairs = [str(value) for name, value in fields.items() if name != "version" for value in (name, value)]
+            script(keys=[key], args=[fields["version"], mode, *pairs], client=pipe)
+    pipe.execute()
+
+
+def balance_from_hash(fields: dict) -> dict | None:
+    """The API's balance document from a Redis hash; None for an incomplete one."""
+    fields = {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in fields.items()
+    }
+    if not all(name in fields for name in (*BALANCE_FIELDS, "version")):
+        return None
+    currency = fields["currency"]
+    return {
+        **{name: fields[name] for name in BALANCE_FIELDS if name not in ("available", "pending")},
+        "available": {"amount": int(fields["available"]), "currency": currency},
+        "pending": {"amount": int(fields["pending"]), "currency": currency},
+        "version": int(fields["version"]),
+    }
+
+
 def balance_cached(account_id) -> dict | None:
     try:
-        value = client().get(balance_key(account_id))
+        fields = client().hgetall(balance_key(account_id))
     except redis.RedisError:
         logger.warning("Redis unavailable: balance %s read from the table", account_id)
         return None
-    return None if value is None else json.loads(value)
+    return balance_from_hash(fields) if fields else None
 
 
 def payment_cached(payment_id) -> dict | None:

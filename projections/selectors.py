@@ -141,14 +141,16 @@ def balance_rows() -> dict[uuid.UUID, tuple[int, int, int]]:
 
 
 def balances_cached(account_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int, int] | None]:
-    """What Redis holds for these accounts: (available, pending, version), None where it holds nothing. Raises
-    redis.RedisError when Redis cannot answer."""
-    client = cache.client()
+    """What Redis holds for these accounts: (available, pending, version), None where it holds nothing whole.
+    Raises redis.RedisError when Redis cannot answer."""
     found: dict[uuid.UUID, tuple[int, int, int] | None] = {}
     for start in range(0, len(account_ids), 1000):
         chunk = account_ids[start : start + 1000]
-        for account_id, value in zip(chunk, client.mget([cache.balance_key(i) for i in chunk]), strict=True):
-            document = json.loads(value) if value is not None else None
+        pipe = cache.client().pipeline(transaction=False)
+        for account_id in chunk:
+            pipe.hgetall(cache.balance_key(account_id))
+        for account_id, fields in zip(chunk, pipe.execute(), strict=True):
+            document = cache.balance_from_hash(fields) if fields else None
             found[account_id] = (
                 (document["available"]["amount"], document["pending"]["amount"], document["version"])
                 if document

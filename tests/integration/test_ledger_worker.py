@@ -3,7 +3,6 @@ answering from the table while Redis is down."""
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
@@ -15,7 +14,7 @@ from accounts.models import Account
 from fintech.money import Money
 from payments import services
 from projections.balances import BALANCES
-from projections.cache import balance_key
+from projections.cache import balance_from_hash, balance_key
 from projections.engine import projection_run
 from tests.accounts.helpers import customer_details
 from tests.integration.conftest import wait_for
@@ -55,8 +54,7 @@ def test_captured_payment_reaches_merchant_balance_and_its_cache_through_the_wor
     account = wait_for(booked, what="the capture booked on the merchant's account", worker=worker)
 
     def cached() -> dict | None:
-        raw = redis_db.client().get(balance_key(account.id))
-        document = json.loads(raw) if raw else None
+        document = balance_from_hash(redis_db.client().hgetall(balance_key(account.id)))
         return document if document and document["pending"]["amount"] == 964 else None
 
     document = wait_for(cached, what="balance:{id} with the booking in Redis", worker=worker)
@@ -87,5 +85,5 @@ def test_balance_reads_fall_back_to_the_table_while_redis_is_down(redis_db, sett
     from django.core.management import call_command
 
     call_command("rebuild_cache", BALANCES)
-    assert get_redis_connection("default").get(balance_key(account.id)) is not None
+    assert get_redis_connection("default").exists(balance_key(account.id))
     assert client.get(f"/api/v1/accounts/{account.id}/balance").json()["source"] == "cache"

@@ -211,3 +211,27 @@ def test_holds_over_the_api(finance):
     assert again.status_code == 409
     projection_run(name=BALANCES)
     assert finance.get(f"/api/v1/accounts/{bob}/balance").json()["available"]["amount"] == 400
+
+
+def test_balance_right_after_a_write_is_the_new_one_without_waiting_for_the_projection(finance):
+    # given an account funded and paid from, with no projection run since
+    alice, bob = _open_customer(finance), _open_customer(finance)
+    _deposit(finance, alice, 900)
+    finance.post(
+        "/api/v1/transfers",
+        {"from_account": alice, "to_account": bob, "amount": {"amount": 250, "currency": "JPY"}},
+        format="json",
+    )
+    # when the balances are read at once, then Redis already holds them (written through after the commit)
+    balance = finance.get(f"/api/v1/accounts/{alice}/balance").json()
+    assert (balance["source"], balance["available"]["amount"], balance["version"]) == ("cache", 650, 3)
+    assert finance.get(f"/api/v1/accounts/{bob}/balance").json()["available"]["amount"] == 250
+
+
+def test_balance_of_an_account_nothing_has_projected_comes_from_the_ledger_row(finance, settings):
+    settings.BALANCES_WRITE_THROUGH = False
+    alice = _open_customer(finance)
+    _deposit(finance, alice, 400)
+    balance = finance.get(f"/api/v1/accounts/{alice}/balance").json()
+    assert (balance["source"], balance["available"]["amount"]) == ("ledger", 400)
+    assert finance.get(f"/api/v1/accounts/{uuid.uuid4()}/balance").status_code == 404
