@@ -265,6 +265,10 @@ def _service_client() -> Callable[..., uuid.UUID]:
 
     if not connection.settings_dict["NAME"].endswith("_bench"):
         raise RuntimeError(f"refusing to benchmark database {connection.settings_dict['NAME']!r}")
+    from projections.services import projections_wake_prepare
+
+    # A one-time cost of a new process, as preparing statements is (the warm-up covers that one).
+    projections_wake_prepare()
     return service_transfer
 
 

@@ -60,6 +60,10 @@ def _service_pay(token: str) -> Callable[..., object]:
 
     if not connection.settings_dict["NAME"].endswith("_bench"):
         raise RuntimeError(f"refusing to benchmark database {connection.settings_dict['NAME']!r}")
+    from projections.services import projections_wake_prepare
+
+    # A one-time cost of a new process, as preparing statements is (the warm-up covers that one).
+    projections_wake_prepare()
     from tests.bench import service
 
     return functools.partial(service.pay, token=token)
