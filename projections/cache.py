@@ -51,14 +51,37 @@ return 1
 """
 
 
+_loaded: dict[str, str] = {}  # script source → its SHA1 on the server
+
+
+def _run_script(source: str, calls: list[tuple[str, list]]) -> None:
+    """Run a Lua script once per (key, args) in one pipelined round trip, by SHA. (redis-py's Script objects
+    ask the server whether the script exists before every pipeline: a second round trip on each write.)"""
+    if not calls:
+        return
+    redis_client = client()
+    for attempt in (1, 2):
+        if source not in _loaded:
+            _loaded[source] = redis_client.script_load(source)
+        pipe = redis_client.pipeline(transaction=False)
+        for key, args in calls:
+            pipe.evalsha(_loaded[source], 1, key, *args)
+        try:
+            pipe.execute()
+            return
+        except redis.exceptions.NoScriptError:
+            # The server lost its scripts (a restart, SCRIPT FLUSH): load it again, once.
+            _loaded.pop(source, None)
+            if attempt == 2:
+                raise
+
+
 def documents_set(documents: dict[str, dict], *, ttl: int = 0) -> None:
     """SET each key to its JSON document (with its TTL, 0: none) unless Redis holds a newer version of it."""
-    redis_client = client()
-    script = redis_client.register_script(_SET_IF_NOT_OLDER)
-    pipe = redis_client.pipeline(transaction=False)
-    for key, document in documents.items():
-        script(keys=[key], args=[json.dumps(document), document["version"], ttl], client=pipe)
-    pipe.execute()
+    _run_script(
+        _SET_IF_NOT_OLDER,
+        [(key, [json.dumps(document), document["version"], ttl]) for key, document in documents.items()],
+    )
 
 
 def payments_refresh(payment_ids: set[str]) -> None:
@@ -93,14 +116,12 @@ BALANCE_FIELDS = ("account_id", "owner_type", "owner_id", "kind", "currency", "a
 def balances_set(full: dict[str, dict], partial: dict[str, dict] | None = None) -> None:
     """Write balance hashes (key → fields with `version`), never replacing a newer version; `partial` ones only
     where the hash exists already."""
-    redis_client = client()
-    script = redis_client.register_script(_BALANCE_SET)
-    pipe = redis_client.pipeline(transaction=False)
+    calls = []
     for mode, documents in (("full", full), ("partial", partial or {})):
         for key, fields in documents.items():
             pairs = [str(value) for name, value in fields.items() if name != "version" for value in (name, value)]
-            script(keys=[key], args=[fields["version"], mode, *pairs], client=pipe)
-    pipe.execute()
+            calls.append((key, [fields["version"], mode, *pairs]))
+    _run_script(_BALANCE_SET, calls)
 
 
 def balance_from_hash(fields: dict) -> dict | None:
