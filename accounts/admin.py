@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -314,11 +316,15 @@ class AccountAdmin(ReadOnlyAdmin):
                 form.add_error(None, f"{error} ({error.code})")
             else:
                 money = data["money"]
-                self.log_addition(
-                    request,
-                    transfer,
-                    f"Transferred {money} from account {transfer.from_account_id} to {transfer.to_account_id}",
-                )
+                # A resubmitted form gets the first transfer back: it was logged then.
+                if not LogEntry.objects.filter(
+                    content_type=ContentType.objects.get_for_model(Transfer), object_id=str(transfer.id)
+                ).exists():
+                    self.log_addition(
+                        request,
+                        transfer,
+                        f"Transferred {money} from account {transfer.from_account_id} to {transfer.to_account_id}",
+                    )
                 messages.success(request, f"Transfer {transfer.id} completed: {money}.")
                 return redirect("admin:accounts_transfer_change", transfer.id)
         context = {

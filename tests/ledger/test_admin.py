@@ -371,3 +371,4 @@ def test_transfer_form_submitted_twice_moves_the_money_once(finance, customer_ac
     # then the money moved once and both submissions land on the same transfer
     assert _balances(alice, bob) == [(4_300, 0), (700, 0)]
     assert first["Location"] == second["Location"] == f"/admin/accounts/transfer/{form_id}/change/"
+    assert LogEntry.objects.filter(object_id=str(form_id)).count() == 1

@@ -58,3 +58,13 @@ def test_reconcile_reports_a_redis_balance_that_differs(customer_account):
     # and rebuild_cache puts it right (same version: the refresh is allowed to rewrite it)
     call_command("rebuild_cache", "balances")
     assert "the ledger reconciles" in _reconcile()
+
+
+def test_replayed_balance_read_model_still_reconciles(customer_account):
+    alice, bob = customer_account(funded=900), customer_account()
+    services.transfer_create(from_account=alice.id, to_account=bob.id, amount=Money(400, "JPY"), actor=ACTOR)
+    # when the balance read model is rebuilt from the first event and swapped in
+    call_command("replay_projection", BALANCES)
+    call_command("rebuild_cache", BALANCES)
+    # then it agrees with the ledger again, account by account
+    assert "the ledger reconciles" in _reconcile()
