@@ -9,11 +9,15 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 
 @contextlib.contextmanager
 def raw_cursor() -> Iterator[Any]:
-    connection.ensure_connection()
-    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+    # One lookup of this thread's connection: each attribute read through django.db.connection (a proxy) is
+    # another thread-local lookup, and this runs for every statement of every command.
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    if wrapper.connection is None:
+        wrapper.ensure_connection()
+    with wrapper.wrap_database_errors, wrapper.connection.cursor() as cursor:
         yield cursor
