@@ -34,7 +34,7 @@ from accounts.models import (
     SettlementLine,
     Transfer,
 )
-from accounts.selectors import customer_email_index
+from accounts.selectors import customer_email_index, user_in_finance
 from fintech.admin import ReadOnlyAdmin, search_uuid
 from fintech.money import CURRENCY_EXPONENTS, Money, MoneyError
 from vault.fields import subject_forgotten_exists
@@ -80,7 +80,6 @@ class CustomerAdmin(ReadOnlyAdmin):
 # only (each admin's get_search_results searches; its search_fields just shows the search box), no filter that
 # reads the distinct values of a whole table.
 
-FINANCE_GROUP = "finance"
 LATEST_POSTINGS = 50
 # A plain decimal in major units: Money.from_decimal_string alone would take "1e3" for 1000 and "-5" as well.
 DECIMAL_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
@@ -88,7 +87,7 @@ DECIMAL_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 def may_transfer(user) -> bool:
     """Superusers and the finance role move money from the admin."""
-    return bool(user.is_active and (user.is_superuser or user.groups.filter(name=FINANCE_GROUP).exists()))
+    return bool(user.is_active and (user.is_superuser or user_in_finance(user=user)))
 
 
 def _formatted(minor: int, currency: str) -> str:

@@ -37,8 +37,6 @@ register_problem(AccountExists, status.HTTP_409_CONFLICT)
 register_problem(HoldClosed, status.HTTP_409_CONFLICT)
 register_problem(LedgerError, status.HTTP_400_BAD_REQUEST)
 
-FINANCE_GROUP = "finance"
-
 
 def _iso(value) -> str:
     return value.isoformat().replace("+00:00", "Z")
@@ -47,7 +45,7 @@ def _iso(value) -> str:
 class LedgerApi(APIView):
     def is_finance(self) -> bool:
         user = self.request.user
-        return bool(user.is_staff or user.groups.filter(name=FINANCE_GROUP).exists())
+        return bool(user.is_staff or selectors.user_in_finance(user=user))
 
     def require_finance(self) -> None:
         if not self.is_finance():
@@ -254,7 +252,7 @@ class AccountBalanceApi(LedgerApi):
         if found is None:
             # Not projected yet (and Redis missed): the ledger row answers rather than a 404 for a real account.
             ledger_row = selectors.account_balance(account_id=account_id)
-            found = (ledger_row, "ledger") if ledger_row else None
+            found = (read_models.balance_document(ledger_row), "ledger") if ledger_row else None
         document, source = found if found else (None, None)
         self.require_reader((document["owner_type"], document["owner_id"]) if document else None)
         return Response(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.utils import timezone
 
 from accounts import ledger, lock_objects
 from accounts.domain import (
@@ -37,24 +38,6 @@ def _booked(event_id: uuid.UUID) -> bool:
         return cursor.fetchone() is not None
 
 
-def merchant_account_id(*, merchant_id: str, currency: str) -> uuid.UUID:
-    """The merchant's payable account in a currency, opened on first use."""
-    ledger.account_insert(
-        owner_type=MERCHANT,
-        owner_id=merchant_id,
-        currency=currency,
-        kind=AccountKind.MERCHANT_PAYABLE,
-        floor=0,
-        actor=ACTOR,
-    )
-    with raw_cursor() as cursor:
-        cursor.execute(
-            "SELECT id FROM accounts_account WHERE owner_type = %s AND owner_id = %s AND kind = %s AND currency = %s",
-            [MERCHANT, merchant_id, AccountKind.MERCHANT_PAYABLE.value, currency],
-        )
-        return cursor.fetchone()[0]
-
-
 def payment_capture_book(
     *, event_id: uuid.UUID, payment_id: uuid.UUID, merchant_id: str, amount: Money, settlement_date, fee_bps: int
 ) -> uuid.UUID | None:
@@ -62,17 +45,26 @@ def payment_capture_book(
     when the event was booked already."""
     if _booked(event_id):
         return None
-    merchant = merchant_account_id(merchant_id=merchant_id, currency=amount.currency)
+    merchant = ledger.owned_account_id(
+        owner_type=MERCHANT,
+        owner_id=merchant_id,
+        kind=AccountKind.MERCHANT_PAYABLE,
+        currency=amount.currency,
+        floor=0,
+        actor=ACTOR,
+    )
     clearing = ledger.company_account_id(kind=AccountKind.CLEARING, currency=amount.currency)
     revenue = ledger.company_account_id(kind=AccountKind.REVENUE, currency=amount.currency)
     fee = fee_of(amount.minor, fee_bps)
-    postings = [Posting(clearing, AVAILABLE, -amount.minor), Posting(merchant, PENDING, amount.minor - fee)]
-    if fee:
-        postings.append(Posting(revenue, AVAILABLE, fee))
+    postings = [
+        Posting(clearing, AVAILABLE, -amount.minor),
+        Posting(merchant, PENDING, amount.minor - fee),
+        Posting(revenue, AVAILABLE, fee),
+    ]
     entry_id = uuid.uuid4()
     accounts = lock_objects.accounts_lock([clearing, merchant, revenue])
     event = PaymentCaptureBooked(
-        occurred_at=ledger.now(),
+        occurred_at=timezone.now(),
         entry_id=entry_id,
         payment_id=payment_id,
         merchant_account=merchant,
@@ -99,25 +91,23 @@ def _capture_of(payment_id: uuid.UUID) -> tuple[uuid.UUID, int, int, int]:
     """(merchant account, gross, fee) of a payment's capture entry, and what its refunds took back so far."""
     with raw_cursor() as cursor:
         cursor.execute(
-            "SELECT a.kind, p.amount, e.kind FROM accounts_journalentry e "
+            "SELECT e.kind, a.kind, p.account_id, p.amount FROM accounts_journalentry e "
             "JOIN accounts_posting p ON p.entry_id = e.id JOIN accounts_account a ON a.id = p.account_id "
             "WHERE e.payment_id = %s AND e.kind IN ('capture', 'refund')",
             [payment_id],
         )
         rows = cursor.fetchall()
-        cursor.execute(
-            "SELECT p.account_id FROM accounts_journalentry e JOIN accounts_posting p ON p.entry_id = e.id "
-            "JOIN accounts_account a ON a.id = p.account_id "
-            "WHERE e.payment_id = %s AND e.kind = 'capture' AND a.kind = 'merchant_payable'",
-            [payment_id],
-        )
-        merchant = cursor.fetchone()
-    if merchant is None:
+    merchants = [
+        account for entry, kind, account, _ in rows if entry == "capture" and kind == AccountKind.MERCHANT_PAYABLE
+    ]
+    if not merchants:
         raise LedgerError(f"payment {payment_id} is refunded but its capture was never booked")
-    gross = -sum(amount for kind, amount, entry in rows if entry == "capture" and kind == AccountKind.CLEARING)
-    fee = sum(amount for kind, amount, entry in rows if entry == "capture" and kind == AccountKind.REVENUE)
-    refunded = sum(amount for kind, amount, entry in rows if entry == "refund" and kind == AccountKind.CLEARING)
-    return merchant[0], gross, fee, refunded
+
+    def total(entry_kind: str, account_kind: AccountKind) -> int:
+        return sum(amount for entry, kind, _, amount in rows if entry == entry_kind and kind == account_kind)
+
+    gross, fee = -total("capture", AccountKind.CLEARING), total("capture", AccountKind.REVENUE)
+    return merchants[0], gross, fee, total("refund", AccountKind.CLEARING)
 
 
 def _settled(payment_id: uuid.UUID) -> bool:
@@ -162,7 +152,7 @@ def payment_refund_book(*, event_id: uuid.UUID, payment_id: uuid.UUID, amount: M
     ]
     entry_id = uuid.uuid4()
     event = PaymentRefundBooked(
-        occurred_at=ledger.now(),
+        occurred_at=timezone.now(),
         entry_id=entry_id,
         payment_id=payment_id,
         merchant_account=merchant,

@@ -137,6 +137,20 @@ def account_insert(
     return account_id
 
 
+def owned_account_id(
+    *, owner_type: str, owner_id: str, kind: AccountKind, currency: str, floor: int | None, actor: str
+) -> uuid.UUID:
+    """The id of the owner's one account of a kind in a currency (a merchant's or the company's), opened now if
+    there is none."""
+    account_insert(owner_type=owner_type, owner_id=owner_id, currency=currency, kind=kind, floor=floor, actor=actor)
+    with raw_cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM accounts_account WHERE owner_type = %s AND owner_id = %s AND kind = %s AND currency = %s",
+            [owner_type, owner_id, str(kind), currency],
+        )
+        return cursor.fetchone()[0]
+
+
 _company_accounts: dict[tuple[str, str], uuid.UUID] = {}
 
 
@@ -147,23 +161,16 @@ def company_account_id(*, kind: AccountKind, currency: str) -> uuid.UUID:
     if key in _company_accounts:
         return _company_accounts[key]
     with transaction.atomic():
-        floor = None if kind in UNBOUNDED_KINDS else 0
-        account_insert(
-            owner_type=COMPANY, owner_id=COMPANY_OWNER_ID, currency=currency, kind=kind, floor=floor, actor="system"
+        account_id = owned_account_id(
+            owner_type=COMPANY,
+            owner_id=COMPANY_OWNER_ID,
+            kind=kind,
+            currency=currency,
+            floor=None if kind in UNBOUNDED_KINDS else 0,
+            actor="system",
         )
-        with raw_cursor() as cursor:
-            cursor.execute(
-                "SELECT id FROM accounts_account WHERE owner_type = %s AND owner_id = %s AND kind = %s "
-                "AND currency = %s",
-                [COMPANY, COMPANY_OWNER_ID, str(kind), currency],
-            )
-            account_id = cursor.fetchone()[0]
         transaction.on_commit(lambda: _company_accounts.__setitem__(key, account_id))
     return account_id
-
-
-def now():
-    return timezone.now()
 
 
 def move(account_id: uuid.UUID, amount: int, *, into: uuid.UUID, bucket: str = AVAILABLE) -> list[Posting]:

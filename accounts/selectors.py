@@ -5,6 +5,12 @@ from accounts.domain import CustomerRegistered, registered_pii_context
 from accounts.models import Account, Customer, MerchantUser, Posting
 from vault import services as vault_services
 
+FINANCE_GROUP = "finance"  # the role that moves money (a group made by vault's roles migration)
+
+
+def user_in_finance(*, user) -> bool:
+    return user.groups.filter(name=FINANCE_GROUP).exists()
+
 
 def merchant_id_for_user(*, user) -> str | None:
     """The merchant a user acts for, or None for staff and operators who act for none."""
@@ -64,8 +70,8 @@ def account_posting_list(*, account_id, before: int | None, limit: int) -> tuple
 
 
 def account_balance(*, account_id) -> dict | None:
-    """An account's balances from its ledger row, the strongly consistent figure, in the balance read model's
-    shape; None for an unknown account."""
+    """An account's balances from its ledger row, the strongly consistent figure, as the balance read model's
+    flat fields; None for an unknown account."""
     account = Account.objects.filter(id=account_id).first()
     if account is None:
         return None
@@ -75,8 +81,8 @@ def account_balance(*, account_id) -> dict | None:
         "owner_id": account.owner_id,
         "kind": account.kind,
         "currency": account.currency,
-        "available": {"amount": account.available, "currency": account.currency},
-        "pending": {"amount": account.pending, "currency": account.currency},
+        "available": account.available,
+        "pending": account.pending,
         "updated_at": account.updated_at.isoformat().replace("+00:00", "Z"),
         "version": account.version,
     }

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts import ledger, lock_objects
 from accounts.domain import AVAILABLE, PENDING, MerchantFundsSettled, Posting
@@ -74,7 +75,7 @@ def _settle_account(batch, accounts, account_id: uuid.UUID, rows: list[tuple], a
     if total:
         entry_id = uuid.uuid4()
         event = MerchantFundsSettled(
-            occurred_at=ledger.now(),
+            occurred_at=timezone.now(),
             entry_id=entry_id,
             batch_id=batch.id,
             settlement_date=batch.settlement_date,

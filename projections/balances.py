@@ -63,22 +63,8 @@ def _iso(value) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def balance_document(row) -> dict:
-    """A balance as the API answers it (from the read table)."""
-    return {
-        "account_id": str(row.account_id),
-        "owner_type": row.owner_type,
-        "owner_id": row.owner_id,
-        "kind": row.kind,
-        "currency": row.currency,
-        "available": {"amount": row.available, "currency": row.currency},
-        "pending": {"amount": row.pending, "currency": row.currency},
-        "updated_at": _iso(row.updated_at),
-        "version": row.version,
-    }
-
-
-def _hash_of(row) -> dict:
+def balance_fields(row) -> dict:
+    """A balance as Redis keeps it: flat fields (see cache.balance_document for the API's shape)."""
     return {
         "account_id": str(row.account_id),
         "owner_type": row.owner_type,
@@ -94,7 +80,7 @@ def _hash_of(row) -> dict:
 
 def balances_refresh(account_ids: set[str]) -> None:
     rows = BalanceView.objects.filter(account_id__in=[uuid.UUID(i) for i in account_ids])
-    cache.balances_set({cache.balance_key(row.account_id): _hash_of(row) for row in rows})
+    cache.balances_set({cache.balance_key(row.account_id): balance_fields(row) for row in rows})
 
 
 def balances_write_through(events: list[RecordedEvent]) -> None:

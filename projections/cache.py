@@ -124,6 +124,17 @@ def balances_set(full: dict[str, dict], partial: dict[str, dict] | None = None) 
     _run_script(_BALANCE_SET, calls)
 
 
+def balance_document(fields: dict) -> dict:
+    """The API's balance document from a balance's flat fields (BALANCE_FIELDS and `version`)."""
+    currency = fields["currency"]
+    return {
+        **{name: fields[name] for name in BALANCE_FIELDS if name not in ("available", "pending")},
+        "available": {"amount": int(fields["available"]), "currency": currency},
+        "pending": {"amount": int(fields["pending"]), "currency": currency},
+        "version": int(fields["version"]),
+    }
+
+
 def balance_from_hash(fields: dict) -> dict | None:
     """The API's balance document from a Redis hash; None for an incomplete one."""
     fields = {
@@ -132,13 +143,7 @@ def balance_from_hash(fields: dict) -> dict | None:
     }
     if not all(name in fields for name in (*BALANCE_FIELDS, "version")):
         return None
-    currency = fields["currency"]
-    return {
-        **{name: fields[name] for name in BALANCE_FIELDS if name not in ("available", "pending")},
-        "available": {"amount": int(fields["available"]), "currency": currency},
-        "pending": {"amount": int(fields["pending"]), "currency": currency},
-        "version": int(fields["version"]),
-    }
+    return balance_document(fields)
 
 
 def balance_cached(account_id) -> dict | None:

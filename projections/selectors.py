@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from django.db.models import Q
 
 from projections import cache
-from projections.models import PaymentView, ProjectionState
+from projections.balances import balance_fields
+from projections.cache import balance_document
+from projections.models import BalanceView, PaymentView, ProjectionState
 from projections.payments import PAYMENTS
 
 
@@ -118,20 +120,15 @@ def payment_list(
 def balance_get(*, account_id: uuid.UUID) -> tuple[dict, str] | None:
     """An account's balance from Redis, or from the read table when Redis misses or is down: (document,
     "cache" | "table"); None when the read model does not know the account (yet)."""
-    from projections.balances import balance_document
-    from projections.models import BalanceView
-
     cached = cache.balance_cached(account_id)
     if cached is not None:
         return cached, "cache"
     row = BalanceView.objects.filter(account_id=account_id).first()
-    return (balance_document(row), "table") if row else None
+    return (balance_document(balance_fields(row)), "table") if row else None
 
 
 def balance_rows() -> dict[uuid.UUID, tuple[int, int, int]]:
     """Every row of the balance read table: account id → (available, pending, version)."""
-    from projections.models import BalanceView
-
     return {
         account_id: (available, pending, version)
         for account_id, available, pending, version in BalanceView.objects.values_list(

@@ -19,6 +19,7 @@ from projections.engine import projection_run
 from tests.accounts.helpers import customer_details
 from tests.integration.conftest import wait_for
 from tests.integration.helpers import ACTOR, card_token, unique_merchant_id
+from tests.vault.helpers import api_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -26,10 +27,7 @@ DEAD_REDIS = "redis://127.0.0.1:1/0"
 
 
 def _finance() -> APIClient:
-    client = APIClient()
-    token = ledger_services.api_token_issue(username=f"fin-{uuid.uuid4().hex[:6]}", group="finance")
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
+    return api_client(ledger_services.api_token_issue(username=f"fin-{uuid.uuid4().hex[:6]}", group="finance"))
 
 
 def test_captured_payment_reaches_merchant_balance_and_its_cache_through_the_worker(worker, redis_db, settings):

@@ -4,25 +4,19 @@ import uuid
 
 import pytest
 from django_redis import get_redis_connection
-from rest_framework.test import APIClient
 
 from accounts.services import api_token_issue, customer_register, merchant_get_or_create
 from projections.balances import BALANCES
 from projections.engine import projection_run
 from tests.accounts.helpers import customer_details
+from tests.vault.helpers import api_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _client(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
-
-
 @pytest.fixture
 def finance():
-    return _client(api_token_issue(username=f"fin-{uuid.uuid4().hex[:6]}", group="finance"))
+    return api_client(api_token_issue(username=f"fin-{uuid.uuid4().hex[:6]}", group="finance"))
 
 
 @pytest.fixture
@@ -32,7 +26,7 @@ def merchant_id():
 
 @pytest.fixture
 def merchant_user(merchant_id):
-    return _client(api_token_issue(username=f"mu-{uuid.uuid4().hex[:6]}", merchant_id=merchant_id))
+    return api_client(api_token_issue(username=f"mu-{uuid.uuid4().hex[:6]}", merchant_id=merchant_id))
 
 
 def _open_customer(finance, currency="JPY", **extra) -> str:
