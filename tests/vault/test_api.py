@@ -279,8 +279,9 @@ def test_token_detokenize_missing_purpose_others_403_and_audited(vault_merchant_
 def test_token_detokenize_tampered_record_refused_and_audited(cde_client, card):
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE vault_card SET number_ciphertext = overlay(number_ciphertext placing '\\x00'::bytea from 20) "
-            "WHERE token = %s",
+            # Flip every bit of one byte: writing a fixed byte left the record intact whenever it held that byte.
+            "UPDATE vault_card SET number_ciphertext = "
+            "set_byte(number_ciphertext, 19, 255 - get_byte(number_ciphertext, 19)) WHERE token = %s",
             [card.token],
         )
     cde_client.raise_request_exception = False
