@@ -3,9 +3,10 @@
 - `append` inserts events numbered from the expected version; a trigger advances the stream's row in
   `fintech_stream` by compare-and-set as each row goes in, so the database rejects a stale expected version
   (ConcurrencyConflict, nothing written) whoever the writer is.
-- `read_all` is gap-safe: it returns only events of transactions older than every transaction still running
-  (`pg_snapshot_xmin`), ordered by (transaction id, position), which is also the checkpoint. An event that
-  commits late can therefore never be stepped over.
+- `read_all` is gap-safe: it returns only events of transactions older than every transaction of this
+  database still running (`fintech_log_horizon()`, read in a statement before the events), ordered by
+  (transaction id, position), which is also the checkpoint. An event that commits late can therefore never be
+  stepped over, and a transaction open in another database of the cluster holds nothing back.
 - After commit, the appended events go to the subscribers registered with `subscribe` (projections wake
   their Celery task there).
 """
@@ -312,6 +313,12 @@ class Batch:
     read: int
 
 
+def _horizon(cursor) -> int:
+    # Its own statement, before the read: see migration 0003 for why the read must come after it.
+    cursor.execute("SELECT fintech_log_horizon()::text::bigint")
+    return cursor.fetchone()[0]
+
+
 def read_batch(
     *, after: Checkpoint | tuple[int, int] = _START, limit: int = 500, event_types: Collection[str] | None = None
 ) -> Batch:
@@ -320,11 +327,12 @@ def read_batch(
     this code cannot decode raises UndecodableEvent with the events before it."""
     after = Checkpoint(*after)
     with raw_cursor() as cursor:
+        horizon = _horizon(cursor)
         cursor.execute(
             f"{_SELECT} WHERE (transaction_id, position) > (%s::text::xid8, %s) "
-            "AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "AND transaction_id < %s::text::xid8 "
             "ORDER BY transaction_id, position LIMIT %s",
-            [after.transaction_id, after.position, limit],
+            [after.transaction_id, after.position, horizon, limit],
         )
         rows = cursor.fetchall()
     events: list[RecordedEvent] = []
@@ -346,12 +354,18 @@ def backlog(
     when the oldest of them was written; counted in SQL, so an undecodable event is counted too."""
     after = Checkpoint(*after)
     with raw_cursor() as cursor:
+        horizon = _horizon(cursor)
         cursor.execute(
             "SELECT count(*), min(created_at) FROM fintech_event "
             "WHERE (transaction_id, position) > (%s::text::xid8, %s) "
-            "AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "AND transaction_id < %s::text::xid8 "
             "AND (%s::text[] IS NULL OR event_type = ANY(%s::text[]))",
-            [after.transaction_id, after.position, *[None if event_types is None else list(event_types)] * 2],
+            [
+                after.transaction_id,
+                after.position,
+                horizon,
+                *[None if event_types is None else list(event_types)] * 2,
+            ],
         )
         count, oldest = cursor.fetchone()
     return count, oldest
@@ -360,10 +374,11 @@ def backlog(
 def head() -> Checkpoint:
     """The checkpoint of the newest event read_all can return now."""
     with raw_cursor() as cursor:
+        horizon = _horizon(cursor)
         cursor.execute(
             "SELECT transaction_id::text::bigint, position FROM fintech_event "
-            "WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
-            "ORDER BY transaction_id DESC, position DESC LIMIT 1"
+            "WHERE transaction_id < %s::text::xid8 ORDER BY transaction_id DESC, position DESC LIMIT 1",
+            [horizon],
         )
         row = cursor.fetchone()
     return Checkpoint(*row) if row else Checkpoint()

@@ -108,9 +108,8 @@ def read_streams(*streams: uuid.UUID, count: int, timeout: float = 30.0) -> list
 def wait_for(probe: Callable[[], T], *, timeout: float = 30.0) -> T:
     """Call `probe` until it returns something truthy.
 
-    read_all holds back events above the oldest running transaction id of the whole cluster, and other test
-    runs share the cluster: an event committed here becomes readable as soon as their transactions end,
-    not necessarily at once.
+    read_all holds back events above the oldest running transaction id of this database: an event committed
+    here becomes readable once this database's older transactions (another thread's, a worker's) have ended.
     """
     deadline = time.monotonic() + timeout
     while True:

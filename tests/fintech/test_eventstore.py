@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 
+import psycopg
 import pytest
 from django.db import connection, transaction
 
@@ -477,6 +478,36 @@ def test_read_all_with_out_of_order_commits_skips_nothing():
     seen += page
     assert _notes(_mine(seen, a_stream, b_stream, c_stream)) == ["C", "A", "B"]
     assert len({r.event_id for r in seen}) == len(seen)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_read_all_not_held_back_by_a_transaction_of_another_database():
+    # given a transaction open in another database of the same cluster, older than what we append next
+    # (another application, or a test run beside this one: transaction ids are cluster-wide)
+    other = psycopg.connect(**_other_database_params())
+    try:
+        other.execute("SELECT pg_current_xact_id()")
+        # when an event is appended and committed here
+        stream = new_stream()
+        [recorded] = eventstore.append(stream, [noted("here")], 0)
+        # then it is readable at once, and the head reaches it (only this database's transactions can write
+        # this log; the cluster-wide snapshot xmin held it back until the other transaction ended)
+        assert _notes(_mine(read_everything()[0], stream)) == ["here"]
+        assert eventstore.head() >= recorded.checkpoint
+        assert eventstore.backlog(after=Checkpoint())[0] >= 1
+    finally:
+        other.rollback()
+        other.close()
+
+
+def _other_database_params() -> dict:
+    settings = connection.settings_dict
+    params = {"dbname": "postgres", "user": settings["USER"], "host": settings["HOST"], "autocommit": False}
+    if settings["PASSWORD"]:
+        params["password"] = settings["PASSWORD"]
+    if settings["PORT"]:
+        params["port"] = settings["PORT"]
+    return params
 
 
 # publishing after commit ----------------------------------------------------------------------------------
