@@ -8,7 +8,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.selectors import merchant_id_for_user
+from accounts import policy
 from fintech.api import idempotent, register_problem
 from vault import services
 from vault.domain import DetokenizationDenied, InvalidCard, TokenNotFound
@@ -50,7 +50,7 @@ class TokenCreateApi(APIView):
     @extend_schema(request=InputSerializer, responses={201: CardOutputSerializer})
     @idempotent
     def post(self, request):
-        merchant_id = merchant_id_for_user(user=request.user)
+        merchant_id = policy.merchant_of(request.user)
         if merchant_id is None:
             raise PermissionDenied("this user does not act for a merchant")
         serializer = self.InputSerializer(data=request.data)
@@ -86,7 +86,7 @@ class TokenDetokenizeApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         valid = serializer.is_valid()
         # Refusal comes first, and is audited even when the request is malformed.
-        if not valid and services.may_detokenize(request.user):
+        if not valid and policy.may_detokenize(request.user):
             raise serializers.ValidationError(serializer.errors)
         number = services.card_detokenize(
             token=token, purpose=serializer.validated_data["purpose"] if valid else "", actor=request.user
