@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from accounts import policy
 from fintech.api import idempotent, register_problem
+from fintech.throttling import DetokenizeRateThrottle
 from vault import services
 from vault.domain import DetokenizationDenied, InvalidCard, TokenNotFound
 from vault.keys import VaultKeyError
@@ -67,7 +68,10 @@ class TokenCreateApi(APIView):
 
 
 class TokenDetokenizeApi(APIView):
-    """The card number behind a token, for the CDE role only; every attempt is audited."""
+    """The card number behind a token, for the CDE role only; every attempt is audited. Rate-limited far more
+    strictly than the rest of the API."""
+
+    throttle_classes = [*APIView.throttle_classes, DetokenizeRateThrottle]
 
     class InputSerializer(serializers.Serializer):
         class Meta:
