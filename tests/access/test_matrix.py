@@ -7,6 +7,7 @@ row, so a failure names every cell that moved."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from accounts.services import api_token_issue
 from fintech.money import Money
 from payments import services as payments
 from projections.engine import projection_run
+from projections.models import PaymentView
 from projections.payments import PAYMENTS
 from tests.access import matrix
 from tests.payments.helpers import EXP_MONTH, EXP_YEAR, VISA, card_token
@@ -88,8 +90,19 @@ def _world() -> World:
         name: ledger.hold_place(account_id=funded.id, amount=Money(100, JPY), actor=ACTOR).id
         for name in ("release", "settle")
     }
-    projection_run(name=PAYMENTS)
+    _projected(made["read"])
     return World(merchant, card, made, merchant_account, funded, empty, holds)
+
+
+def _projected(payment_id: uuid.UUID) -> None:
+    """Run the payments projection until it has the payment. The projection reads only below the oldest
+    transaction open anywhere on the server, so a long transaction elsewhere (another test database on the
+    same server) can hold it back for a while."""
+    deadline = time.monotonic() + 60
+    while not PaymentView.objects.filter(payment_id=payment_id).exists():
+        assert time.monotonic() < deadline, "the payments projection did not reach the world's payment"
+        projection_run(name=PAYMENTS, wait=True)
+        time.sleep(0.2)
 
 
 def _user(role: str, world: World):
