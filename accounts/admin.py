@@ -2,7 +2,8 @@
 read-only. Search is by customer id or by exact e-mail address through the blind index, never over PII.
 
 The ledger: read-only pages for its accounts, entries, postings, transfers, holds and settlement batches, and the
-finance role's transfer form."""
+finance role's transfer form. Users, groups and API tokens: the superusers' pages. Who sees which page, and who
+may transfer, is accounts.policy's to say."""
 
 import functools
 import operator
