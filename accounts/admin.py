@@ -2,7 +2,8 @@
 read-only. Search is by customer id or by exact e-mail address through the blind index, never over PII.
 
 The ledger: read-only pages for its accounts, entries, postings, transfers, holds and settlement batches, and the
-finance role's transfer form."""
+finance role's transfer form. Users, groups and API tokens: the superusers' pages. Who sees which page, and who
+may transfer, is accounts.policy's to say."""
 
 import functools
 import operator
@@ -13,6 +14,8 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
@@ -22,10 +25,11 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
-from accounts import services
+from accounts import policy, services
 from accounts.domain import COMPANY, COMPANY_OWNER_ID, CUSTOMER, MERCHANT, LedgerError
 from accounts.models import (
     Account,
+    ApiToken,
     Customer,
     Hold,
     JournalEntry,
@@ -34,10 +38,84 @@ from accounts.models import (
     SettlementLine,
     Transfer,
 )
-from accounts.selectors import customer_email_index, user_in_finance
+from accounts.selectors import customer_email_index
 from fintech.admin import ReadOnlyAdmin, search_uuid
 from fintech.money import CURRENCY_EXPONENTS, Money, MoneyError
 from vault.fields import subject_forgotten_exists
+
+# --- Users, roles and API tokens ----------------------------------------------------------------------------
+# Managed by superusers alone (accounts.policy): whoever hands out roles could otherwise take any of them.
+
+
+class UserManagementAdmin:
+    def has_module_permission(self, request) -> bool:
+        return policy.may_manage_users(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return policy.may_manage_users(request.user)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return policy.may_manage_users(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return policy.may_manage_users(request.user)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return policy.may_manage_users(request.user)
+
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class PolicyUserAdmin(UserManagementAdmin, UserAdmin):
+    pass
+
+
+@admin.register(Group)
+class PolicyGroupAdmin(UserManagementAdmin, GroupAdmin):
+    pass
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(UserManagementAdmin, admin.ModelAdmin):
+    """Tokens by prefix: the key itself was shown once, when issued, and only its hash is stored (never shown).
+    They are issued by `manage.py issue_api_token` and revoked here or by `manage.py revoke_api_token`."""
+
+    list_display = ("prefix", "user", "created_at", "expires_at", "revoked_at", "last_used_at")
+    list_select_related = ("user",)
+    list_filter = ("created_at", "expires_at", "revoked_at")
+    search_fields = ("=prefix", "=user__username")
+    search_help_text = "A token prefix or a username."
+    ordering = ("-created_at",)
+    fields = ("prefix", "user", "created_at", "expires_at", "revoked_at", "last_used_at")
+    readonly_fields = fields
+    actions = ["revoke_selected"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        # Only the revocation: no bulk delete (a revoked token stays on record).
+        if not policy.may_manage_users(request.user):
+            return {}
+        return {name: action for name, action in super().get_actions(request).items() if name == "revoke_selected"}
+
+    @admin.action(description="Revoke selected API tokens")
+    def revoke_selected(self, request, queryset):
+        tokens = list(queryset.filter(revoked_at__isnull=True))
+        revoked = services.api_token_revoke(token_ids=[token.id for token in tokens])
+        for token in tokens:
+            self.log_change(request, token, "Revoked")
+        messages.success(request, f"{revoked} API token(s) revoked.")
+
 
 PII_FIELDS = ("name", "email", "phone", "address", "date_of_birth")
 
@@ -83,11 +161,6 @@ class CustomerAdmin(ReadOnlyAdmin):
 LATEST_POSTINGS = 50
 # A plain decimal in major units: Money.from_decimal_string alone would take "1e3" for 1000 and "-5" as well.
 DECIMAL_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
-
-
-def may_transfer(user) -> bool:
-    """Superusers and the finance role move money from the admin."""
-    return bool(user.is_active and (user.is_superuser or user_in_finance(user=user)))
 
 
 def _formatted(minor: int, currency: str) -> str:
@@ -146,6 +219,9 @@ class ReadOnlyInline(admin.TabularInline):
     max_num = 0
     can_delete = False
     show_change_link = False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return policy.may_view_admin(request.user, self.opts.label_lower)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -246,7 +322,7 @@ class AccountAdmin(ReadOnlyAdmin):
         return queryset.filter(owner_type__in=(MERCHANT, COMPANY), owner_id=term), False
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "may_transfer": may_transfer(request.user)}
+        extra_context = {**(extra_context or {}), "may_transfer": policy.may_move_money(request.user)}
         return super().changelist_view(request, extra_context=extra_context)
 
     def get_urls(self):
@@ -297,7 +373,7 @@ class AccountAdmin(ReadOnlyAdmin):
         )
 
     def transfer_view(self, request):
-        if not may_transfer(request.user):
+        if not policy.may_move_money(request.user):
             raise PermissionDenied
         form = TransferForm(request.POST if request.method == "POST" else None, initial={"transfer_id": uuid.uuid4()})
         if form.is_valid():

@@ -1,7 +1,7 @@
 """Thin DRF views of the ledger: accounts, deposits, transfers, holds, balances and postings.
 
-Writes are for the finance role (the `finance` group) and staff; a merchant's users read only their merchant's
-accounts; everyone else is refused."""
+Writes are for the finance role (the `finance` group, accounts.policy); a merchant's users read only their
+merchant's accounts; everyone else is refused, staff and superusers included."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import selectors, services
+from accounts import policy, selectors, services
 from accounts.domain import (
     AccountExists,
     AccountNotFound,
@@ -43,12 +43,8 @@ def _iso(value) -> str:
 
 
 class LedgerApi(APIView):
-    def is_finance(self) -> bool:
-        user = self.request.user
-        return bool(user.is_staff or selectors.user_in_finance(user=user))
-
     def require_finance(self) -> None:
-        if not self.is_finance():
+        if not policy.may_move_money(self.request.user):
             raise PermissionDenied("the ledger is written by the finance role")
 
     def account_id(self) -> uuid.UUID:
@@ -58,13 +54,8 @@ class LedgerApi(APIView):
             raise NotFound("no such account") from None
 
     def require_reader(self, owner: tuple[str, str] | None) -> None:
-        """Finance and staff read every account, a merchant's users their merchant's; others see nothing."""
-        if owner is None:
-            raise NotFound("no such account")
-        if self.is_finance():
-            return
-        merchant_id = selectors.merchant_id_for_user(user=self.request.user)
-        if merchant_id is None or owner != ("merchant", merchant_id):
+        """Finance reads every account, a merchant's users their merchant's; others see nothing."""
+        if owner is None or not policy.may_read_ledger(self.request.user, owner=owner):
             raise NotFound("no such account")
 
     def actor(self) -> str:

@@ -37,6 +37,29 @@ class MerchantUser(models.Model):
         return f"{self.user} @ {self.merchant_id}"
 
 
+class ApiToken(models.Model):
+    """An API token of a user. Only the SHA-256 of its key is kept: the key is shown once, when it is issued, and
+    whoever reads this table (or the admin) cannot act with it. The prefix, the key's first characters, names
+    the token in lists and commands; it is far too short to authenticate with."""
+
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=8, db_index=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="never, when empty")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(key_hash__regex=r"^[0-9a-f]{64}$"), name="apitoken_hash_format"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+
 class Customer(models.Model):
     """A person who pays. The id is also their data-subject id in the vault: every personal field is encrypted
     under that subject's key, and forgetting the subject leaves only the id and the dates readable."""

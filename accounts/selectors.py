@@ -1,22 +1,11 @@
 import base64
 import json
 
+from django.db.models import Q
+
 from accounts.domain import CustomerRegistered, registered_pii_context
-from accounts.models import Account, Customer, MerchantUser, Posting
+from accounts.models import Account, ApiToken, Customer, Posting
 from vault import services as vault_services
-
-FINANCE_GROUP = "finance"  # the role that moves money (a group made by vault's roles migration)
-
-
-def user_in_finance(*, user) -> bool:
-    return user.groups.filter(name=FINANCE_GROUP).exists()
-
-
-def merchant_id_for_user(*, user) -> str | None:
-    """The merchant a user acts for, or None for staff and operators who act for none."""
-    if not getattr(user, "is_authenticated", False):
-        return None
-    return MerchantUser.objects.filter(user_id=user.pk).values_list("merchant_id", flat=True).first()
 
 
 def customer_email_index(email: str) -> bytes:
@@ -86,3 +75,13 @@ def account_balance(*, account_id) -> dict | None:
         "updated_at": account.updated_at.isoformat().replace("+00:00", "Z"),
         "version": account.version,
     }
+
+
+def api_token_list(*, prefix_or_username: str) -> list[ApiToken]:
+    """The API tokens with this prefix, or of the user with this name (both, should a name look like a
+    prefix), oldest first."""
+    return list(
+        ApiToken.objects.filter(Q(prefix=prefix_or_username) | Q(user__username=prefix_or_username))
+        .select_related("user")
+        .order_by("created_at", "id")
+    )

@@ -4,15 +4,16 @@ import json
 import re
 import uuid
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
-from accounts import ledger, lock_objects
+from accounts import ledger, lock_objects, policy
+from accounts.authentication import API_TOKEN_PREFIX_LENGTH, api_token_hash, api_token_key_new
 from accounts.domain import (
     AGGREGATE_TYPE,
     AVAILABLE,
@@ -40,7 +41,16 @@ from accounts.domain import (
     registered_pii_context,
     segregation_postings,
 )
-from accounts.models import MERCHANT_ID_PATTERN, Account, Customer, Hold, Merchant, MerchantUser, Transfer
+from accounts.models import (
+    MERCHANT_ID_PATTERN,
+    Account,
+    ApiToken,
+    Customer,
+    Hold,
+    Merchant,
+    MerchantUser,
+    Transfer,
+)
 from fintech import eventstore
 from fintech.db import raw_cursor
 from fintech.money import Money, MoneyError, currency_exponent
@@ -56,16 +66,38 @@ def merchant_get_or_create(*, merchant_id: str, name: str = "") -> Merchant:
 
 
 @transaction.atomic
-def api_token_issue(*, username: str, merchant_id: str | None = None, group: str | None = None) -> str:
-    """Create the user if needed, attach it to a merchant and/or group, and return its API token key."""
+def api_token_issue(
+    *, username: str, merchant_id: str | None = None, group: str | None = None, ttl_days: int | None = None
+) -> str:
+    """Create the user if needed, attach it to a merchant and/or a role, and issue it a new API token; returns
+    the token's key, which is shown this once: only its hash is stored. It expires after `ttl_days` (default
+    API_TOKEN_TTL_DAYS; never when that is None). Earlier tokens of the user stay valid until revoked."""
+    if group is not None:
+        try:
+            policy.role_check(group)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
     user, _ = get_user_model().objects.get_or_create(username=username)
     if merchant_id:
         merchant = merchant_get_or_create(merchant_id=merchant_id)
         MerchantUser.objects.update_or_create(user=user, defaults={"merchant": merchant})
     if group:
         user.groups.add(Group.objects.get_or_create(name=group)[0])
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    ttl_days = settings.API_TOKEN_TTL_DAYS if ttl_days is None else ttl_days
+    key = api_token_key_new()
+    ApiToken.objects.create(
+        user=user,
+        key_hash=api_token_hash(key),
+        prefix=key[:API_TOKEN_PREFIX_LENGTH],
+        expires_at=None if ttl_days is None else timezone.now() + dt.timedelta(days=ttl_days),
+    )
+    return key
+
+
+def api_token_revoke(*, token_ids: list[int]) -> int:
+    """Revoke these API tokens from now on (those already revoked keep their time); returns how many were
+    revoked now."""
+    return ApiToken.objects.filter(id__in=token_ids, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 def customer_register(

@@ -4,11 +4,18 @@ import uuid
 from django.contrib import admin
 from django.utils.html import format_html
 
+from accounts import policy
 from fintech.models import Event
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Immutable data: staff with the view permission can look, nobody can add, change or delete."""
+    """Immutable data: whom the access policy lets see the page can look, nobody can add, change or delete."""
+
+    def has_module_permission(self, request) -> bool:
+        return policy.may_view_admin(request.user, self.opts.label_lower)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return policy.may_view_admin(request.user, self.opts.label_lower)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

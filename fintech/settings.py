@@ -121,7 +121,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "fintech",
     "accounts",
@@ -175,15 +174,32 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_THROTTLE_CLASSES": ["fintech.throttling.ApiRateThrottle"],
+    # The client address of the per-IP rate limit: REMOTE_ADDR unless the API sits behind this many proxies that
+    # append to X-Forwarded-For (by default a client's own X-Forwarded-For would choose its address).
+    "NUM_PROXIES": int(env("API_NUM_PROXIES", "0")),
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "fintech.api.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# API tokens expire this many days after they are issued ("none": never); existing ones keep their date.
+API_TOKEN_TTL_DAYS = _optional_int(env("API_TOKEN_TTL_DAYS", "90"))
+# Fixed windows in Redis (fintech.throttling), "N/second|minute|hour|day" or "none". The defaults only stop a
+# runaway client: a deployment sets its own.
+API_THROTTLE_RATES = {
+    scope: None if rate.lower() in {"none", "off"} else rate
+    for scope, rate in {
+        "token": env("API_THROTTLE_TOKEN_RATE", "30000/minute"),
+        "ip": env("API_THROTTLE_IP_RATE", "60000/minute"),
+        "detokenize": env("API_THROTTLE_DETOKENIZE_RATE", "30/minute"),
+    }.items()
 }
 
 SPECTACULAR_SETTINGS = {

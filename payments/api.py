@@ -8,7 +8,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.selectors import merchant_id_for_user
+from accounts import policy
 from fintech.api import MoneyField, etag, expected_version_from, idempotent, no_card_numbers, register_problem
 from payments import services
 from payments.domain import InvalidAmount, InvalidTransition, PaymentError
@@ -28,7 +28,7 @@ class MerchantApi(APIView):
     """A view acting for the caller's merchant; a user who acts for none is refused."""
 
     def merchant_id(self) -> str:
-        merchant_id = merchant_id_for_user(user=self.request.user)
+        merchant_id = policy.merchant_of(self.request.user)
         if merchant_id is None:
             raise PermissionDenied("this user does not act for a merchant")
         return merchant_id

@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.template.response import TemplateResponse
 
+from accounts import policy
 from fintech.admin import ReadOnlyAdmin
 from vault import services
 from vault.models import Card, DetokenizationAudit
@@ -24,7 +25,7 @@ class CardAdmin(ReadOnlyAdmin):
     actions = ["detokenize_selected"]
 
     def get_actions(self, request):
-        if not services.may_detokenize(request.user):
+        if not policy.may_detokenize(request.user):
             return {}
         return admin.ModelAdmin.get_actions(self, request)
 

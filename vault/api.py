@@ -8,8 +8,9 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.selectors import merchant_id_for_user
+from accounts import policy
 from fintech.api import idempotent, register_problem
+from fintech.throttling import DetokenizeRateThrottle
 from vault import services
 from vault.domain import DetokenizationDenied, InvalidCard, TokenNotFound
 from vault.keys import VaultKeyError
@@ -50,7 +51,7 @@ class TokenCreateApi(APIView):
     @extend_schema(request=InputSerializer, responses={201: CardOutputSerializer})
     @idempotent
     def post(self, request):
-        merchant_id = merchant_id_for_user(user=request.user)
+        merchant_id = policy.merchant_of(request.user)
         if merchant_id is None:
             raise PermissionDenied("this user does not act for a merchant")
         serializer = self.InputSerializer(data=request.data)
@@ -67,7 +68,10 @@ class TokenCreateApi(APIView):
 
 
 class TokenDetokenizeApi(APIView):
-    """The card number behind a token, for the CDE role only; every attempt is audited."""
+    """The card number behind a token, for the CDE role only; every attempt is audited. Rate-limited far more
+    strictly than the rest of the API."""
+
+    throttle_classes = [*APIView.throttle_classes, DetokenizeRateThrottle]
 
     class InputSerializer(serializers.Serializer):
         class Meta:
@@ -86,7 +90,7 @@ class TokenDetokenizeApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         valid = serializer.is_valid()
         # Refusal comes first, and is audited even when the request is malformed.
-        if not valid and services.may_detokenize(request.user):
+        if not valid and policy.may_detokenize(request.user):
             raise serializers.ValidationError(serializer.errors)
         number = services.card_detokenize(
             token=token, purpose=serializer.validated_data["purpose"] if valid else "", actor=request.user

@@ -18,6 +18,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import policy
 from fintech.db import raw_cursor
 from vault import keys
 from vault.domain import (
@@ -127,18 +128,9 @@ def _card_refresh(card: Card, *, exp_month: int, exp_year: int, cardholder_name:
 
 
 def may_detokenize(actor) -> bool:
-    """Whether an actor holds vault.detokenize itself or through a group (the CDE role). Being a superuser is
-    not enough: seeing card numbers is granted explicitly, never implied."""
-    if isinstance(actor, SystemActor):
-        return True
-    if not getattr(actor, "is_active", False):
-        return False
-    return (
-        actor.user_permissions.filter(codename="detokenize", content_type__app_label="vault").exists()
-        or actor.groups.filter(
-            permissions__codename="detokenize", permissions__content_type__app_label="vault"
-        ).exists()
-    )
+    """Whether an actor may see card numbers: trusted in-process code, or a user the access policy lets
+    detokenise (the CDE role; being a superuser is not enough)."""
+    return isinstance(actor, SystemActor) or policy.may_detokenize(actor)
 
 
 def _printable(text: object, limit: int) -> str:

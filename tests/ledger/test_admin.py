@@ -252,11 +252,11 @@ def test_transfer_form_by_finance_moves_balances_and_audits(finance, customer_ac
     assert f"Transfer {transfer.id} completed: 1000 JPY." in client.get(response["Location"]).content.decode()
 
 
-def test_transfer_form_reads_amount_in_currency_decimals(superuser, customer_account):
-    client, _ = superuser
+def test_transfer_form_reads_amount_in_currency_decimals(finance, customer_account):
+    client, _ = finance
     # given funded USD accounts
     source, destination = customer_account(currency="USD", funded=5_000), customer_account(currency="USD")
-    # when a superuser transfers "10.50" dollars
+    # when finance transfer "10.50" dollars
     response = _transfer(client, source, destination, "10.50", currency="USD")
     # then 1,050 cents moved
     assert response.status_code == 302
@@ -343,13 +343,24 @@ def test_transfer_form_for_staff_outside_finance_is_forbidden(support, customer_
     assert TRANSFER_URL not in listing.content.decode()
 
 
-def test_transfer_form_is_offered_to_finance_and_superusers(finance, superuser):
-    # when finance or a superuser open the account list, then it links the form, which renders
-    for client, _ in (finance, superuser):
+def test_transfer_form_is_offered_to_finance_and_superusers_in_finance(finance, roles):
+    superuser_in_finance = _login("root-finance", superuser=True, groups=("finance",))
+    # when finance, superusers among them, open the account list, then it links the form, which renders
+    for client, _ in (finance, superuser_in_finance):
         assert TRANSFER_URL in client.get("/admin/accounts/account/").content.decode()
         form = client.get(TRANSFER_URL)
         assert form.status_code == 200
         assert 'name="amount"' in form.content.decode()
+
+
+def test_transfer_form_for_superuser_outside_finance_is_forbidden(superuser, customer_account):
+    client, _ = superuser
+    source, destination = customer_account(funded=1_000), customer_account()
+    # when a superuser outside finance opens or posts the form, then both are refused: no role is implied
+    assert client.get(TRANSFER_URL).status_code == 403
+    assert _transfer(client, source, destination, "100").status_code == 403
+    assert _balances(source, destination) == [(1_000, 0), (0, 0)]
+    assert TRANSFER_URL not in client.get("/admin/accounts/account/").content.decode()
 
 
 def test_transfer_form_for_anonymous_redirects_to_login(roles):

@@ -8,8 +8,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.services import api_token_issue
@@ -115,7 +115,7 @@ def _initiated_count(merchant_id: str) -> int:
 
 
 def _user_pk(username: str) -> int:
-    return Token.objects.get(user__username=username).user_id
+    return get_user_model().objects.get(username=username).pk
 
 
 def _client_for(token: str) -> APIClient:

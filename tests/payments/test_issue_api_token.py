@@ -7,10 +7,10 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from accounts.models import Merchant, MerchantUser
+from accounts.authentication import api_token_hash
+from accounts.models import ApiToken, Merchant, MerchantUser
 from tests.payments.helpers import card_token
 
 pytestmark = pytest.mark.django_db
@@ -39,9 +39,12 @@ def test_issue_with_merchant_prints_only_the_token_on_the_last_line():
     # when
     _, last = _issue("bob", "--merchant", "m1")
     # then
-    assert last == Token.objects.get(user__username="bob").key
     assert last.strip() == last
     assert len(last) == 40
+    # and only its hash and prefix are stored, never the key
+    stored = ApiToken.objects.get(user__username="bob")
+    assert (stored.key_hash, stored.prefix) == (api_token_hash(last), last[:8])
+    assert last not in str(ApiToken.objects.filter(user__username="bob").values().get())
     assert MerchantUser.objects.get(user__username="bob").merchant_id == "m1"
 
 
@@ -57,13 +60,16 @@ def test_issue_token_works_against_the_api():
     assert events.status_code == 200
 
 
-def test_issue_rerun_returns_the_same_token():
+def test_issue_rerun_issues_another_token_and_both_work():
+    # a key is shown once and cannot be shown again: a rerun issues a new one, the first stays valid
     _, first = _issue("bob", "--merchant", "m1")
     _, second = _issue("bob", "--merchant", "m1")
-    assert first == second
+    assert first != second
     assert get_user_model().objects.filter(username="bob").count() == 1
-    assert Token.objects.filter(user__username="bob").count() == 1
+    assert ApiToken.objects.filter(user__username="bob").count() == 2
     assert MerchantUser.objects.filter(user__username="bob").count() == 1
+    for token in (first, second):
+        assert _client(token).post("/api/v1/payments", _payment("m1"), format="json").status_code == 201
 
 
 def test_issue_with_group_only_joins_the_group_and_no_merchant():
@@ -112,4 +118,10 @@ def test_issue_invalid_merchant_id_fails_and_creates_nothing():
     with pytest.raises(CommandError, match="merchant id"):
         _issue("grace", "--merchant", "not a merchant id!")
     assert not get_user_model().objects.filter(username="grace").exists()
-    assert not Token.objects.filter(user__username="grace").exists()
+    assert not ApiToken.objects.filter(user__username="grace").exists()
+
+
+def test_issue_unknown_role_fails_and_creates_nothing():
+    with pytest.raises(CommandError, match="unknown role"):
+        _issue("heidi", "--group", "admins")
+    assert not get_user_model().objects.filter(username="heidi").exists()

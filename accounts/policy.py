@@ -1,0 +1,129 @@
+"""Who may do what: the one access policy that the API, the admin and the management commands ask.
+
+- Staff status is an admin login and nothing more.
+- Money moves (ledger writes through the API, the admin's transfer form) are for the `finance` group, which
+  also reads every ledger account; a merchant's users read their own merchant's accounts only.
+- Card numbers (detokenisation through the API or the admin) are for holders of `vault.detokenize`, which the
+  `cde` group carries.
+- Superusers manage users, groups and API tokens and may look at every read-only admin page, but they are not
+  silently every role: without the group they move no money and see no card number.
+- A merchant's users act for their merchant only (payments, vault tokens).
+
+Pure functions of a user; what they look up (groups, the detokenise permission, the merchant link) is cached
+on the user object, so one request asks the database once.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Permission
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Q
+
+SUPPORT, FINANCE, CDE = "support", "finance", "cde"
+ROLES = (SUPPORT, FINANCE, CDE)
+DETOKENIZE_APP, DETOKENIZE_CODENAME = "vault", "detokenize"
+
+# Admin pages by model label. The user pages hand out roles, so they are the superusers' alone.
+USER_PAGES = frozenset({"auth.user", "auth.group", "accounts.apitoken"})
+LEDGER_PAGES = frozenset(
+    {
+        "accounts.account",
+        "accounts.journalentry",
+        "accounts.posting",
+        "accounts.transfer",
+        "accounts.hold",
+        "accounts.settlementbatch",
+        "accounts.settlementline",
+    }
+)
+# What a role reads in the admin without any model permission of its own. Anything else a staff user sees
+# comes from a model's view permission, granted by a superuser.
+ROLE_PAGES = {FINANCE: LEDGER_PAGES, CDE: frozenset({"vault.card"})}
+
+_ROLES_CACHE = "_access_roles"
+_DETOKENIZE_CACHE = "_access_may_detokenize"
+
+
+def _active(user) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and getattr(user, "is_active", False))
+
+
+def roles_of(user) -> frozenset[str]:
+    """The roles (groups) of an active user; none for anyone else."""
+    if not _active(user):
+        return frozenset()
+    if not hasattr(user, _ROLES_CACHE):
+        setattr(user, _ROLES_CACHE, frozenset(user.groups.values_list("name", flat=True)))
+    return getattr(user, _ROLES_CACHE)
+
+
+def merchant_of(user) -> str | None:
+    """The merchant an active user acts for, or None (staff and operators act for none)."""
+    if not _active(user):
+        return None
+    try:
+        return user.merchant_link.merchant_id
+    except ObjectDoesNotExist:
+        return None
+
+
+def may_move_money(user) -> bool:
+    """Ledger writes (accounts, deposits, transfers, holds) and the admin's transfer form: the finance role."""
+    return FINANCE in roles_of(user)
+
+
+def may_read_ledger(user, *, owner: tuple[str, str]) -> bool:
+    """Whether the user may read a ledger account of this (owner_type, owner_id): finance reads every account,
+    a merchant's users their merchant's."""
+    if may_move_money(user):
+        return True
+    merchant_id = merchant_of(user)
+    return merchant_id is not None and owner == ("merchant", merchant_id)
+
+
+def may_detokenize(user) -> bool:
+    """Whether the user holds vault.detokenize, itself or through a group (the CDE role). Being a superuser is
+    not enough: seeing card numbers is granted explicitly, never implied."""
+    if not _active(user):
+        return False
+    if not hasattr(user, _DETOKENIZE_CACHE):
+        # Not user.has_perm: Django's backend grants a superuser every permission.
+        granted = Permission.objects.filter(
+            Q(user=user) | Q(group__user=user),
+            content_type__app_label=DETOKENIZE_APP,
+            codename=DETOKENIZE_CODENAME,
+        ).exists()
+        setattr(user, _DETOKENIZE_CACHE, granted)
+    return getattr(user, _DETOKENIZE_CACHE)
+
+
+def may_use_admin(user) -> bool:
+    """Staff status: the admin login, nothing more."""
+    return _active(user) and bool(user.is_staff)
+
+
+def may_manage_users(user) -> bool:
+    """Users, groups (roles) and API tokens: superusers only."""
+    return may_use_admin(user) and bool(user.is_superuser)
+
+
+def may_view_admin(user, page: str) -> bool:
+    """Whether the user may open an admin page (`app_label.model`). Admin pages of data are read-only for all:
+    commands go through the transfer form and the detokenise action, which ask the rules above."""
+    if not may_use_admin(user):
+        return False
+    if page in USER_PAGES:
+        return may_manage_users(user)
+    if user.is_superuser:
+        return True
+    if any(page in ROLE_PAGES.get(role, ()) for role in roles_of(user)):
+        return True
+    app_label, model = page.split(".", 1)
+    return user.has_perm(f"{app_label}.view_{model}")
+
+
+def role_check(name: str) -> str:
+    """A role name a command was given; raises ValueError for one the policy does not know."""
+    if name not in ROLES:
+        raise ValueError(f"unknown role {name!r}: one of {', '.join(ROLES)}")
+    return name

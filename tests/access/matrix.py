@@ -1,0 +1,108 @@
+"""Who may do what, as tables: every API operation and every admin page, by role. The tests in test_matrix.py
+assert each cell against the running code; `python -m tests.access.matrix` prints them as the markdown of the
+README's "Who may do what".
+
+API cells are HTTP statuses of a valid request (a 2xx is "allowed"). Admin cells are the status of the page
+(302: sent to the login page), and for the commands of the admin "ok" when the command was carried out.
+"""
+
+from __future__ import annotations
+
+ROLES = {
+    "anonymous": "no credentials",
+    "merchant": "a user of merchant M (API token)",
+    "other merchant": "a user of another merchant",
+    "support": "staff in the support group",
+    "finance": "staff in the finance group",
+    "cde": "staff in the cde group (vault.detokenize)",
+    "superuser": "a superuser in no group",
+    "superuser+finance": "a superuser in the finance group",
+}
+API_ROLES = tuple(ROLES)
+ADMIN_ROLES = tuple(role for role in ROLES if role != "other merchant")
+
+
+def _row(*cells: object) -> dict[str, object]:
+    """anonymous, merchant, other merchant, support, finance, cde, superuser, superuser+finance."""
+    return dict(zip(API_ROLES, cells, strict=True))
+
+
+# Operations on merchant M's objects (M's payments, M's card, M's payable account, customer accounts).
+API = {
+    "POST /payments": _row(401, 201, 400, 403, 403, 403, 403, 403),
+    "GET /payments": _row(401, 200, 200, 403, 403, 403, 403, 403),
+    "GET /payments/{id}": _row(401, 200, 404, 403, 403, 403, 403, 403),
+    "POST /payments/{id}/authorize": _row(401, 200, 404, 403, 403, 403, 403, 403),
+    "POST /payments/{id}/capture": _row(401, 200, 404, 403, 403, 403, 403, 403),
+    "POST /payments/{id}/refunds": _row(401, 200, 404, 403, 403, 403, 403, 403),
+    "POST /payments/{id}/cancel": _row(401, 200, 404, 403, 403, 403, 403, 403),
+    "GET /payments/{id}/events": _row(401, 200, 404, 403, 403, 403, 403, 403),
+    "POST /vault/tokens": _row(401, 201, 201, 403, 403, 403, 403, 403),
+    "POST /vault/tokens/{token}/detokenize": _row(401, 403, 403, 403, 403, 200, 403, 403),
+    "POST /accounts": _row(401, 403, 403, 403, 201, 403, 403, 201),
+    "POST /accounts/{id}/deposits": _row(401, 403, 403, 403, 201, 403, 403, 201),
+    "POST /accounts/{id}/holds": _row(401, 403, 403, 403, 201, 403, 403, 201),
+    "POST /holds/{id}/release": _row(401, 403, 403, 403, 200, 403, 403, 200),
+    "POST /holds/{id}/settle": _row(401, 403, 403, 403, 200, 403, 403, 200),
+    "POST /transfers": _row(401, 403, 403, 403, 201, 403, 403, 201),
+    "GET /accounts/{id}/balance (M's account)": _row(401, 200, 404, 404, 200, 404, 404, 200),
+    "GET /accounts/{id}/entries (M's account)": _row(401, 200, 404, 404, 200, 404, 404, 200),
+    "GET /accounts/{id}/balance (a customer's)": _row(401, 404, 404, 404, 200, 404, 404, 200),
+    "GET /api/schema/": _row(200, 200, 200, 200, 200, 200, 200, 200),
+}
+
+
+def _admin_row(anonymous, merchant, support, finance, cde, superuser, superuser_finance) -> dict[str, object]:
+    return dict(
+        zip(ADMIN_ROLES, (anonymous, merchant, support, finance, cde, superuser, superuser_finance), strict=True)
+    )
+
+
+_LOGIN = 302
+LEDGER = _admin_row(_LOGIN, _LOGIN, 403, 200, 403, 200, 200)
+SUPERUSERS = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 200, 200)
+READ_ONLY_ADD = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 403, 403)
+
+# Each registered model's list page (its "add" page is 403 to every staff user but for users and groups), and
+# the admin's commands.
+ADMIN = {
+    "admin index": _admin_row(_LOGIN, _LOGIN, 200, 200, 200, 200, 200),
+    "auth.user": SUPERUSERS,
+    "auth.user add": SUPERUSERS,
+    "auth.group": SUPERUSERS,
+    "auth.group add": SUPERUSERS,
+    "accounts.apitoken": SUPERUSERS,
+    "accounts.customer": SUPERUSERS,
+    "accounts.account": LEDGER,
+    "accounts.journalentry": LEDGER,
+    "accounts.posting": LEDGER,
+    "accounts.transfer": LEDGER,
+    "accounts.hold": LEDGER,
+    "accounts.settlementbatch": LEDGER,
+    "vault.card": _admin_row(_LOGIN, _LOGIN, 403, 403, 200, 200, 200),
+    "vault.detokenizationaudit": SUPERUSERS,
+    "payments.paymentstream": SUPERUSERS,
+    "fintech.event": SUPERUSERS,
+    "projections.projectionstate": SUPERUSERS,
+    "projections.paymentview": SUPERUSERS,
+    "projections.merchantdailysummary": SUPERUSERS,
+    "add page of every other model": READ_ONLY_ADD,
+    "transfer form (GET)": _admin_row(_LOGIN, _LOGIN, 403, 200, 403, 403, 200),
+    "transfer form: move money (POST)": _admin_row(_LOGIN, _LOGIN, 403, "ok", 403, 403, "ok"),
+    "card: detokenise action": _admin_row(_LOGIN, _LOGIN, 403, 403, "ok", "refused", "refused"),
+    "API token: revoke action": _admin_row(_LOGIN, _LOGIN, 403, 403, 403, "ok", "ok"),
+}
+
+
+def _markdown(title: str, roles: tuple[str, ...], table: dict[str, dict[str, object]]) -> str:
+    lines = [f"| {title} | " + " | ".join(roles) + " |", "|---|" + "---|" * len(roles)]
+    lines += [f"| {name} | " + " | ".join(str(row[role]) for role in roles) + " |" for name, row in table.items()]
+    return "\n".join(lines)
+
+
+def markdown() -> str:
+    return _markdown("API (`/api/v1`)", API_ROLES, API) + "\n\n" + _markdown("admin (`/admin/`)", ADMIN_ROLES, ADMIN)
+
+
+if __name__ == "__main__":
+    print(markdown())  # noqa: T201 - the command's output
