@@ -1,6 +1,7 @@
 import secrets
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -45,7 +46,9 @@ class Command(BaseCommand):
         token = api_token_issue(username=DEMO_USER, merchant_id=DEMO_MERCHANT)
         finance_token = api_token_issue(username=FINANCE_USER, group="finance")
         password = secrets.token_urlsafe(12)
-        users.create_superuser(ADMIN_USER, password=password)
+        admin = users.create_superuser(ADMIN_USER, password=password)
+        # A superuser is no role it is not given: the demo admin moves money in the admin as finance does.
+        admin.groups.add(Group.objects.get_or_create(name="finance")[0])
         actor = f"user:{users.get(username=DEMO_USER).pk}"
         cards = self._cards()
         with command_metadata(correlation_id="demo-data"):
@@ -59,7 +62,7 @@ class Command(BaseCommand):
                     f"  API token          {token}   (Authorization: Token {token})",
                     f"  finance API token  {finance_token}   (accounts, deposits, transfers)",
                     f"  customer accounts  {' '.join(str(a) for a in accounts)}",
-                    f"  admin login        {ADMIN_USER} / {password}   http://127.0.0.1:8000/admin/",
+                    f"  admin login        {ADMIN_USER} / {password}   http://127.0.0.1:8000/admin/ (finance)",
                 ]
             )
         )
