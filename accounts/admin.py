@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -36,8 +36,10 @@ from accounts.models import (
 )
 from accounts.selectors import customer_email_index, user_in_finance
 from fintech.admin import ReadOnlyAdmin, search_uuid
+from fintech.api import no_card_numbers
 from fintech.money import CURRENCY_EXPONENTS, Money, MoneyError
 from vault.fields import subject_forgotten_exists
+from vault.logging import mask_pans
 
 PII_FIELDS = ("name", "email", "phone", "address", "date_of_birth")
 
@@ -207,6 +209,16 @@ class TransferForm(forms.Form):
             return cleaned
         cleaned["money"] = money
         return cleaned
+
+    def clean_reference(self) -> str:
+        reference = self.cleaned_data["reference"]
+        try:
+            return no_card_numbers(reference)
+        except ValidationError:
+            # The form shown again with the error must not repeat the number either.
+            self.data = self.data.copy()
+            self.data["reference"] = mask_pans(reference)
+            raise
 
 
 @admin.register(Account)

@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, transaction
 from django.http import Http404
 from django.utils import timezone
@@ -120,9 +121,11 @@ class MoneyField(serializers.Field):
 
 
 def no_card_numbers(value: str) -> str:
-    """Validator for free text that ends up in events (descriptions, reasons): card numbers go to the vault."""
+    """Validator for free text that ends up in events (descriptions, reasons): card numbers go to the vault.
+    Django's ValidationError, so API serializers and admin forms share it; a number written with any
+    separators (dots, slashes, several spaces...) is one too (`vault.logging.mask_pans`)."""
     if isinstance(value, str) and mask_pans(value) != value:
-        raise serializers.ValidationError("must not contain a card number; tokenise cards with the vault")
+        raise DjangoValidationError("must not contain a card number; tokenise cards with the vault", code="card_number")
     return value
 
 

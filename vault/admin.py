@@ -3,12 +3,13 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 
 from fintech.admin import ReadOnlyAdmin
+from fintech.api import no_card_numbers
 from vault import services
 from vault.models import Card, DetokenizationAudit
 
 
 class PurposeForm(forms.Form):
-    purpose = forms.CharField(max_length=500, widget=forms.TextInput(attrs={"size": 60}))
+    purpose = forms.CharField(max_length=500, widget=forms.TextInput(attrs={"size": 60}), validators=[no_card_numbers])
 
 
 @admin.register(Card)

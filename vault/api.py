@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import merchant_id_for_user
-from fintech.api import idempotent, register_problem
+from fintech.api import idempotent, no_card_numbers, register_problem
 from vault import services
 from vault.domain import DetokenizationDenied, InvalidCard, TokenNotFound
 from vault.keys import VaultKeyError
@@ -45,7 +45,9 @@ class TokenCreateApi(APIView):
         card_number = serializers.JSONField()
         exp_month = serializers.JSONField()
         exp_year = serializers.JSONField()
-        cardholder_name = serializers.CharField(max_length=200, required=False, allow_null=True, default=None)
+        cardholder_name = serializers.CharField(
+            max_length=200, required=False, allow_null=True, default=None, validators=[no_card_numbers]
+        )
 
     @extend_schema(request=InputSerializer, responses={201: CardOutputSerializer})
     @idempotent
@@ -73,7 +75,7 @@ class TokenDetokenizeApi(APIView):
         class Meta:
             ref_name = "VaultDetokenizeInput"
 
-        purpose = serializers.CharField(max_length=500)
+        purpose = serializers.CharField(max_length=500, validators=[no_card_numbers])
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
