@@ -1,6 +1,7 @@
-"""`make run`: migrate and load the demo data as the database owner, set up the application's least-privilege
-role, then serve the API and admin on 127.0.0.1:8000 with a Celery worker (and its beat) beside it, both
-connected as that role. Ctrl-C stops all of it, including the embedded servers if they were used.
+"""`make run`: migrate, create missing vault keys and load the demo data as the database owner, set up the
+application's least-privilege role, then serve the API and admin on 127.0.0.1:8000 with a Celery worker (and
+its beat) beside it, both connected as that role. Ctrl-C stops all of it, including the embedded servers if
+they were used.
 
 DATABASE_URL (or the embedded server) is the owner; the app role's name is DATABASE_APP_ROLE (fintech_app),
 its password a fresh random one each run (the role is set up again each run anyway)."""
@@ -36,6 +37,8 @@ def main() -> int:
     }
     app_role, password = os.environ.get("DATABASE_APP_ROLE", "fintech_app"), secrets.token_urlsafe(24)
     subprocess.run([*manage, "migrate", "--no-input"], check=True, env=owner)
+    # Creates what a first run (or an upgrade) lacks, explicitly; never replaces an existing key.
+    subprocess.run([*manage, "create_keys"], check=True, env=owner)
     subprocess.run([*manage, "load_demo_data"], check=True, env=owner)
     # The password goes through the environment, not the command line other users' `ps` shows.
     subprocess.run(
