@@ -89,3 +89,14 @@ def test_production_missing_vault_keys_refused_by_check(production_env):
     assert "vault.E011" in result.stderr
     assert "KEK keyset" in result.stderr
     assert not Path(production_env["VAULT_KEYS_DIR"], "kek.json").exists()
+
+
+def test_production_wsgi_application_refuses_to_load_without_vault_keys(production_env):
+    # a WSGI server runs no system checks: the application module itself refuses
+    load = (sys.executable, "-c", "import fintech.wsgi")
+    missing = subprocess.run(load, cwd=BASE_DIR, env=production_env, capture_output=True, text=True, timeout=120)  # noqa: S603
+    assert missing.returncode != 0
+    assert "vault.E011" in missing.stderr
+    assert _manage(production_env, "create_keys").returncode == 0
+    present = subprocess.run(load, cwd=BASE_DIR, env=production_env, capture_output=True, text=True, timeout=120)  # noqa: S603
+    assert present.returncode == 0, present.stderr
