@@ -163,7 +163,8 @@ class LocalKeyProvider:
             )
         logger.warning(
             "%s is missing: creating a NEW one. Anything vaulted under the previous key is unreadable and card "
-            "tokens and blind indexes computed with it no longer match (development only; production refuses)",
+            "tokens and blind indexes computed with it no longer match; `manage.py reindex_pii` recomputes the "
+            "indexes of personal data (development only; production refuses)",
             what,
         )
 
