@@ -21,6 +21,7 @@ from accounts import services
 from accounts.domain import AccountKind
 from fintech import eventstore
 from fintech.money import Money
+from fintech.run import url_as
 from fintech.services import idempotency_records_purge
 from projections.balances import BALANCES
 from projections.engine import projection_run
@@ -189,3 +190,16 @@ def test_db_roles_setup_is_idempotent_and_refuses_the_owner(app_role):
         owner = cursor.fetchone()[0]
     with pytest.raises(CommandError, match="must not be the owner"):
         call_command("db_roles_setup", "--app-role", owner)
+
+
+@pytest.mark.parametrize(
+    ("owner", "app"),
+    [
+        ("postgresql://postgres@127.0.0.1:5432/fintech", "postgresql://fintech_app:p%2Fw@127.0.0.1:5432/fintech"),
+        ("postgresql://postgres:@/fintech?host=/tmp/pg", "postgresql://fintech_app:p%2Fw@/fintech?host=/tmp/pg"),
+        ("postgresql://u:secret@db:5432/x?sslmode=require", "postgresql://fintech_app:p%2Fw@db:5432/x?sslmode=require"),
+    ],
+)
+def test_run_serves_as_the_app_role_on_the_owners_database(owner, app):
+    # make run migrates with the owner's URL and serves with the same database as the app role
+    assert url_as(owner, user="fintech_app", password="p/w") == app
