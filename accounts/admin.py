@@ -17,7 +17,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -40,8 +40,10 @@ from accounts.models import (
 )
 from accounts.selectors import customer_email_index
 from fintech.admin import ReadOnlyAdmin, search_uuid
+from fintech.api import no_card_numbers
 from fintech.money import CURRENCY_EXPONENTS, Money, MoneyError
 from vault.fields import subject_forgotten_exists
+from vault.logging import mask_pans
 
 # --- Users, roles and API tokens ----------------------------------------------------------------------------
 # Managed by superusers alone (accounts.policy): whoever hands out roles could otherwise take any of them.
@@ -283,6 +285,16 @@ class TransferForm(forms.Form):
             return cleaned
         cleaned["money"] = money
         return cleaned
+
+    def clean_reference(self) -> str:
+        reference = self.cleaned_data["reference"]
+        try:
+            return no_card_numbers(reference)
+        except ValidationError:
+            # The form shown again with the error must not repeat the number either.
+            self.data = self.data.copy()
+            self.data["reference"] = mask_pans(reference)
+            raise
 
 
 @admin.register(Account)

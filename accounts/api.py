@@ -78,7 +78,7 @@ class AccountOpenApi(LedgerApi):
             ref_name = "AccountOpenInput"
 
         owner_type = serializers.ChoiceField(choices=["customer", "merchant", "company"])
-        owner_id = serializers.CharField(max_length=64)
+        owner_id = serializers.CharField(max_length=64, validators=[no_card_numbers])
         currency = serializers.RegexField(r"^[A-Z]{3}$")
         kind = serializers.CharField(max_length=24)
         floor = serializers.IntegerField(required=False, allow_null=True)

@@ -8,10 +8,11 @@ import re
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, transaction
 from django.http import Http404
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
+from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -120,9 +121,11 @@ class MoneyField(serializers.Field):
 
 
 def no_card_numbers(value: str) -> str:
-    """Validator for free text that ends up in events (descriptions, reasons): card numbers go to the vault."""
+    """Validator for free text that ends up in events (descriptions, reasons): card numbers go to the vault.
+    Django's ValidationError, so API serializers and admin forms share it; a number written with any
+    separators (dots, slashes, several spaces...) is one too (`vault.logging.mask_pans`)."""
     if isinstance(value, str) and mask_pans(value) != value:
-        raise serializers.ValidationError("must not contain a card number; tokenise cards with the vault")
+        raise DjangoValidationError("must not contain a card number; tokenise cards with the vault", code="card_number")
     return value
 
 
@@ -156,9 +159,10 @@ def _stored(response: Response) -> bool:
 
 
 def _fingerprint(request) -> str:
-    # Keyed: a body may hold a card number, and a plain hash of one can be reversed by enumeration.
+    # Keyed, and not under SECRET_KEY: a body may hold a card number whose BIN, last 4 and expiry the stored
+    # response shows, so the key is the vault's, held under its KEK (settings.IDEMPOTENCY_FINGERPRINT).
     payload = json.dumps([request.method, request.path, request.data], sort_keys=True, default=str)
-    return salted_hmac("fintech.idempotency", payload, algorithm="sha256").hexdigest()
+    return import_string(settings.IDEMPOTENCY_FINGERPRINT)(payload)
 
 
 def _lookup(*, owner_id: int, key: str) -> IdempotencyRecord | None:

@@ -1,28 +1,59 @@
-"""`make run`: migrate, load the demo data, then serve the API and admin on 127.0.0.1:8000 with a Celery
-worker (and its beat) beside it. Ctrl-C stops all of it, including the embedded servers if they were used."""
+"""`make run`: migrate, create missing vault keys and load the demo data as the database owner, set up the
+application's least-privilege role, then serve the API and admin on 127.0.0.1:8000 with a Celery worker (and
+its beat) beside it, both connected as that role. Ctrl-C stops all of it, including the embedded servers if
+they were used.
+
+DATABASE_URL (or the embedded server) is the owner; the app role's name is DATABASE_APP_ROLE (fintech_app),
+its password a fresh random one each run (the role is set up again each run anyway)."""
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from urllib.parse import quote, urlparse, urlunparse
 
 from fintech import devservices
 
 ADDRESS = os.environ.get("RUN_ADDRESS", "127.0.0.1:8000")
 
 
+def url_as(url: str, *, user: str, password: str) -> str:
+    """The same database URL logged in as another user."""
+    parsed = urlparse(url)
+    host = parsed.netloc.rpartition("@")[2]
+    return urlunparse(parsed._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
+
+
 def main() -> int:
     embedded = not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL")
     python = sys.executable
     manage = [python, "manage.py"]
-    subprocess.run([*manage, "migrate", "--no-input"], check=True)
-    subprocess.run([*manage, "load_demo_data"], check=True)
+    owner = {
+        **os.environ,
+        "DATABASE_URL": os.environ.get("DATABASE_URL") or devservices.postgres_url(),
+        "REDIS_URL": os.environ.get("REDIS_URL") or devservices.redis_url(),
+    }
+    app_role, password = os.environ.get("DATABASE_APP_ROLE", "fintech_app"), secrets.token_urlsafe(24)
+    subprocess.run([*manage, "migrate", "--no-input"], check=True, env=owner)
+    # Creates what a first run (or an upgrade) lacks, explicitly; never replaces an existing key.
+    subprocess.run([*manage, "create_keys"], check=True, env=owner)
+    subprocess.run([*manage, "load_demo_data"], check=True, env=owner)
+    # The password goes through the environment, not the command line other users' `ps` shows.
+    subprocess.run(
+        [*manage, "db_roles_setup", "--app-role", app_role],
+        check=True,
+        env={**owner, "DATABASE_APP_PASSWORD": password},
+        stdout=subprocess.DEVNULL,
+    )
+    app = {**owner, "DATABASE_URL": url_as(owner["DATABASE_URL"], user=app_role, password=password)}
     children = [
-        subprocess.Popen([python, "-m", "celery", "-A", "fintech", "worker", "-B", "-l", "INFO", "-c", "2"]),
-        subprocess.Popen([*manage, "runserver", ADDRESS, "--noreload"]),
+        subprocess.Popen([python, "-m", "celery", "-A", "fintech", "worker", "-B", "-l", "INFO", "-c", "2"], env=app),
+        subprocess.Popen([*manage, "runserver", ADDRESS, "--noreload"], env=app),
     ]
     print(f"serving http://{ADDRESS}/api/v1/ and http://{ADDRESS}/admin/ -- Ctrl-C stops everything", flush=True)  # noqa: T201
+    print(f"the server and the worker connect as the database role {app_role} (least privilege)", flush=True)  # noqa: T201
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)

@@ -56,13 +56,24 @@ def database_from_url(url: str) -> dict:
     }
 
 
+# "production" or "development" (the default: tests, `make run`). Production refuses what development
+# tolerates: DEBUG, a missing or development SECRET_KEY, missing vault keys, plain-HTTP cookies.
+DJANGO_ENV = env("DJANGO_ENV", "development")
+if DJANGO_ENV not in {"development", "production"}:
+    raise ImproperlyConfigured("DJANGO_ENV must be 'production' or 'development'")
+PRODUCTION = DJANGO_ENV == "production"
 DEBUG = env_bool("DEBUG", False)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off in production: its error pages show settings and local values")
+_DEVELOPMENT_SECRET_KEY_PREFIX = "insecure-development-key-"  # noqa: S105 - the marker production refuses
 SECRET_KEY = env("SECRET_KEY")
+if PRODUCTION and (not SECRET_KEY or SECRET_KEY.startswith(_DEVELOPMENT_SECRET_KEY_PREFIX) or len(SECRET_KEY) < 50):
+    raise ImproperlyConfigured("SECRET_KEY must be set in production, at least 50 random characters")
 if not SECRET_KEY:
-    if not DEBUG and env("DJANGO_ENV", "development") == "production":
-        raise ImproperlyConfigured("SECRET_KEY must be set in production")
     # Development and tests only: a per-checkout value that is never committed.
-    SECRET_KEY = "insecure-development-key-" + str(BASE_DIR)
+    SECRET_KEY = _DEVELOPMENT_SECRET_KEY_PREFIX + str(BASE_DIR)
+if PRODUCTION and not env("ALLOWED_HOSTS"):
+    raise ImproperlyConfigured("ALLOWED_HOSTS must name the production host names")
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")]
 
 DATABASE_URL = env("DATABASE_URL")
@@ -107,6 +118,11 @@ CELERY_BEAT_SCHEDULE = {
     "ledger-settlement": {
         "task": "accounts.tasks.settlement_run_task",
         "schedule": float(env("LEDGER_SETTLEMENT_SECONDS", "3600")),
+    },
+    # Idempotency records past IDEMPOTENCY_KEY_TTL_HOURS are deleted, not kept until their key is reused.
+    "idempotency-records-purge": {
+        "task": "fintech.tasks.idempotency_records_purge_task",
+        "schedule": float(env("IDEMPOTENCY_PURGE_SECONDS", "3600")),
     },
 }
 # The worker keeps the LOGGING above (and its card-number mask) instead of installing its own root handler.
@@ -221,6 +237,28 @@ VAULT_KEYS_DIR = env("VAULT_KEYS_DIR", str(BASE_DIR / ".data" / "keys"))
 VAULT_KEK_KEYSET = env("VAULT_KEK_KEYSET")
 VAULT_AWS_KMS_KEY_URI = env("VAULT_AWS_KMS_KEY_URI")
 IDEMPOTENCY_KEY_TTL_HOURS = int(env("IDEMPOTENCY_KEY_TTL_HOURS", "24"))
+# Fingerprints of idempotent requests are keyed under the vault's KEK (bodies may hold card numbers); the
+# kernel takes the function by name rather than importing the vault.
+IDEMPOTENCY_FINGERPRINT = "vault.keys.idempotency_fingerprint"
+# A missing vault key is created (with a WARNING) in development only; production refuses to start without it
+# (`manage.py create_keys` on a first install).
+VAULT_KEYS_CREATE_MISSING = not PRODUCTION
+
+# HTTPS-only in production (`manage.py check --deploy` passes with no warning). Behind a proxy that ends TLS,
+# SECURE_PROXY_SSL_HEADER names the header it sets (e.g. HTTP_X_FORWARDED_PROTO, trusted when it says https).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    if env("SECURE_PROXY_SSL_HEADER"):
+        SECURE_PROXY_SSL_HEADER = (env("SECURE_PROXY_SSL_HEADER"), "https")
+    CSRF_TRUSTED_ORIGINS = [o.strip() for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 LOGGING = {
     "version": 1,

@@ -57,7 +57,8 @@ class PaymentCreateApi(MerchantApi):
             class Meta:
                 ref_name = "PaymentMethodInput"
 
-            token = serializers.CharField(max_length=80)
+            # A card number sent here by mistake is refused before it can reach an event or a log.
+            token = serializers.CharField(max_length=80, validators=[no_card_numbers])
 
         amount = MoneyField()
         payment_method = PaymentMethodSerializer()

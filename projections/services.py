@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from fintech import eventstore
+from fintech.db_roles import privileges_copy
 from fintech.eventstore import Checkpoint, RecordedEvent
 from projections import cache, engine
 from projections.models import ProjectionState
@@ -153,6 +154,8 @@ def _swap(cursor, table: str, new: str) -> None:
     migrations still find them."""
     old_indexes, new_indexes = _index_names(cursor, table), _index_names(cursor, new)
     old_sequence, new_sequence = _id_sequence(cursor, table), _id_sequence(cursor, new)
+    # The replay runs as the tables' owner: the application's role keeps on the new table what it had on the old.
+    privileges_copy(cursor, source=table, target=new)
     cursor.execute(f"DROP TABLE {table}")
     cursor.execute(f"ALTER TABLE {new} RENAME TO {table}")
     for definition, name in new_indexes.items():

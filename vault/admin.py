@@ -4,12 +4,13 @@ from django.template.response import TemplateResponse
 
 from accounts import policy
 from fintech.admin import ReadOnlyAdmin
+from fintech.api import no_card_numbers
 from vault import services
 from vault.models import Card, DetokenizationAudit
 
 
 class PurposeForm(forms.Form):
-    purpose = forms.CharField(max_length=500, widget=forms.TextInput(attrs={"size": 60}))
+    purpose = forms.CharField(max_length=500, widget=forms.TextInput(attrs={"size": 60}), validators=[no_card_numbers])
 
 
 @admin.register(Card)

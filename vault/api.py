@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import policy
-from fintech.api import idempotent, register_problem
+from fintech.api import idempotent, no_card_numbers, register_problem
 from fintech.throttling import DetokenizeRateThrottle
 from vault import services
 from vault.domain import DetokenizationDenied, InvalidCard, TokenNotFound
@@ -46,7 +46,9 @@ class TokenCreateApi(APIView):
         card_number = serializers.JSONField()
         exp_month = serializers.JSONField()
         exp_year = serializers.JSONField()
-        cardholder_name = serializers.CharField(max_length=200, required=False, allow_null=True, default=None)
+        cardholder_name = serializers.CharField(
+            max_length=200, required=False, allow_null=True, default=None, validators=[no_card_numbers]
+        )
 
     @extend_schema(request=InputSerializer, responses={201: CardOutputSerializer})
     @idempotent
@@ -77,7 +79,7 @@ class TokenDetokenizeApi(APIView):
         class Meta:
             ref_name = "VaultDetokenizeInput"
 
-        purpose = serializers.CharField(max_length=500)
+        purpose = serializers.CharField(max_length=500, validators=[no_card_numbers])
 
     class OutputSerializer(serializers.Serializer):
         class Meta:

@@ -395,12 +395,13 @@ def normalize_email(value: str) -> str:
 
 def blind_index(value: str, *, context: str) -> bytes:
     """The keyed HMAC-SHA256 of a normalised value in a context (one per model field): 32 bytes that find
-    equal values without revealing them. Stable across KEK rotations."""
+    equal values without revealing them. Stable across KEK rotations. Under the `pii-index` key, not the card
+    index's: personal data and card numbers never share a keyed function."""
     from vault import keys
 
     if not _CONTEXT.match(context):
         raise ValueError("a blind-index context is lowercase letters, digits, '_' and '.'")
-    return keys.key_provider().index_prf().compute(f"pii:{context}:{value}".encode(), 32)
+    return keys.key_provider().prf("pii-index").compute(f"pii:{context}:{value}".encode(), 32)
 
 
 class BlindIndexField(models.BinaryField):
@@ -481,6 +482,41 @@ def subject_blind_indexes_erase(*, subject_id: str) -> int:
                 changed += rows.update(**{field.attname: None})
             except ValidationError:
                 continue  # not an id this model's subject field can hold: none of its rows is this subject
+    return changed
+
+
+def blind_indexes_recompute(*, batch_size: int = 500) -> int:
+    """Recompute every blind index of personal data from its decrypted source under the current `pii-index`
+    key, a batch of rows per transaction; returns the number of rows changed. Run once when that key is new on
+    an installation whose indexes were computed with another key (`create_keys` does it); safe to run again."""
+    from django.apps import apps
+    from django.db import transaction
+
+    changed = 0
+    for model in apps.get_models():
+        fields = [field for field in model._meta.concrete_fields if isinstance(field, BlindIndexField)]
+        if not fields:
+            continue
+        last = None
+        while True:
+            with transaction.atomic():
+                rows = model._base_manager.select_for_update().order_by("pk")
+                if last is not None:
+                    rows = rows.filter(pk__gt=last)
+                batch = list(rows[:batch_size])
+                for row in batch:
+                    fresh = {
+                        field.attname: field.index_of(getattr(row, field.source))
+                        for field in fields
+                        if getattr(row, field.attname) is not None
+                    }
+                    fresh = {name: index for name, index in fresh.items() if bytes(getattr(row, name)) != index}
+                    if fresh:
+                        model._base_manager.filter(pk=row.pk).update(**fresh)
+                        changed += 1
+            if len(batch) < batch_size:
+                break
+            last = batch[-1].pk
     return changed
 
 

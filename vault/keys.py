@@ -5,15 +5,25 @@ vaulted card and one per data subject, stored only wrapped by the KEK (envelope 
 new primary key to the KEK keyset; wrapped DEKs name the KEK key that wrapped them in their Tink prefix, so
 `rotate_keys` knows what is left to re-wrap and `--retire` knows which old keys nothing uses any more.
 
+Keyed functions (PRFs, HMAC-SHA256 Tink keysets) sit beside the KEK, each in its own file, wrapped by it and
+stable across its rotations: `card-index` (the blind index that makes one card one token per merchant),
+`pii-index` (blind indexes of personal data, `vault.fields`) and `idempotency` (fingerprints of API requests,
+whose bodies may hold card numbers). Separate keys, so one of them leaking reveals nothing of the others.
+
+A missing key is never replaced silently: a new KEK makes every vaulted card unreadable and a new index key
+makes tokens diverge. In development (`create_missing`) a missing key is created with a WARNING; in production
+it is an error (`vault.checks` refuses to start) until `manage.py create_keys` creates it on a first install.
+
 Providers:
-- LocalKeyProvider (default): the KEK keyset in a JSON file under VAULT_KEYS_DIR (`.data/keys/`), created on
-  first use with 0600 permissions, or given whole in the VAULT_KEK_KEYSET environment variable (read-only).
+- LocalKeyProvider (default): the KEK keyset in a JSON file under VAULT_KEYS_DIR (`.data/keys/`), 0600
+  permissions, or given whole in the VAULT_KEK_KEYSET environment variable (read-only).
 - AwsKmsKeyProvider: the same keyset file, but stored encrypted under an AWS KMS key (Tink's KMS envelope
   support); the plaintext KEK exists only in memory. Needs the `aws` extra (boto3).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import threading
@@ -27,12 +37,24 @@ from tink.proto import tink_pb2
 aead.register()
 prf.register()
 
+logger = logging.getLogger(__name__)
+
 _TOKEN = secret_key_access.TOKEN
 _TINK_PREFIX = 1  # Tink's TINK output prefix: 0x01 then the 4-byte key id
 
 
 class VaultKeyError(Exception):
     """A key that is missing, destroyed or cannot be used."""
+
+
+# name -> (file beside the KEK, associated data of its wrapping). The card index keeps the file and context it
+# always had, so card tokens stay the same across the upgrade that gave personal data a key of its own.
+PRF_KEYS = {
+    "card-index": ("index.bin", b"vault-index-key"),
+    "pii-index": ("index-pii.bin", b"vault-prf-key:pii-index"),
+    "idempotency": ("idempotency.bin", b"vault-prf-key:idempotency"),
+}
+_CREATE_KEYS = "manage.py create_keys"
 
 
 def key_id_of(ciphertext: bytes) -> int:
@@ -56,23 +78,30 @@ class KeyProvider(Protocol):
     def retire(self, key_ids: set[int]) -> None:
         """Remove keys (never the primary) from the keyset: what they wrapped can no longer be unwrapped."""
 
-    def index_prf(self) -> prf.Prf:
-        """The keyed function of blind indexes (HMAC-SHA256), stable across KEK rotations."""
+    def prf(self, name: str) -> prf.Prf:
+        """The keyed function `name` of PRF_KEYS (HMAC-SHA256), stable across KEK rotations."""
 
-    def index_rewrap(self) -> bool:
-        """Wrap the blind-index key under the primary KEK key if it is not yet; True when it did."""
+    def prf_keys_rewrap(self) -> list[str]:
+        """Wrap every PRF key under the primary KEK key if it is not yet; the names of those it re-wrapped."""
+
+    def missing(self) -> list[str]:
+        """What is missing, one sentence per key (empty when every key is there)."""
+
+    def create_missing_keys(self) -> list[str]:
+        """Create whatever is missing (first install or a newly introduced key); the names of those created."""
 
 
 class LocalKeyProvider:
-    """KEK keyset in a 0600 JSON file (or an environment variable); the blind-index key beside it, wrapped."""
+    """KEK keyset in a 0600 JSON file (or an environment variable); the PRF keys beside it, wrapped."""
 
-    def __init__(self, directory: Path, *, keyset_json: str | None = None) -> None:
+    def __init__(self, directory: Path, *, keyset_json: str | None = None, create_missing: bool = True) -> None:
         self.directory = Path(directory)
         self._env_keyset = keyset_json
+        self._create_missing = create_missing
         self._lock = threading.Lock()
         self._handle: tink.KeysetHandle | None = None
         self._kek: aead.Aead | None = None
-        self._prf: prf.Prf | None = None
+        self._prfs: dict[str, prf.Prf] = {}
         self._seen_stamp: tuple[int, int, int] | None = None
 
     # storage ------------------------------------------------------------------------------------------
@@ -80,9 +109,8 @@ class LocalKeyProvider:
     def kek_path(self) -> Path:
         return self.directory / "kek.json"
 
-    @property
-    def index_path(self) -> Path:
-        return self.directory / "index.bin"
+    def prf_path(self, name: str) -> Path:
+        return self.directory / PRF_KEYS[name][0]
 
     def _stamp(self) -> tuple[int, int, int] | None:
         # The inode changes with every replacement (os.replace), even within one coarse timestamp tick.
@@ -106,16 +134,17 @@ class LocalKeyProvider:
             raise VaultKeyError("the KEK comes from VAULT_KEK_KEYSET: rotate it where it is kept")
         _write_secret(self.kek_path, tink.json_proto_keyset_format.serialize(handle, _TOKEN).encode(), create=create)
 
-    def _handle_now(self) -> tink.KeysetHandle:
+    def _handle_now(self, *, create: bool = False) -> tink.KeysetHandle:
         # Another process may have rotated or retired keys: follow the file, or we would wrap under a key
         # that is about to disappear.
         stamp = self._stamp()
         if stamp != self._seen_stamp:
-            self._handle = self._kek = self._prf = None
+            self._handle, self._kek, self._prfs = None, None, {}
             self._seen_stamp = stamp
         if self._handle is None:
             handle = self._read_keyset()
             if handle is None:
+                self._refuse_or_warn(f"the KEK keyset {self.kek_path}", create=create)
                 try:
                     self._write_keyset(tink.new_keyset_handle(aead.aead_key_templates.AES256_GCM), create=True)
                 except FileExistsError:
@@ -123,6 +152,21 @@ class LocalKeyProvider:
                 handle = self._read_keyset()
             self._handle = handle
         return self._handle
+
+    def _refuse_or_warn(self, what: str, *, create: bool) -> None:
+        if create:
+            return
+        if not self._create_missing:
+            raise VaultKeyError(
+                f"{what} is missing. Restore it (a redeploy must keep the key volume or VAULT_KEK_KEYSET); "
+                f"on a first install create it with `{_CREATE_KEYS}`"
+            )
+        logger.warning(
+            "%s is missing: creating a NEW one. Anything vaulted under the previous key is unreadable and card "
+            "tokens and blind indexes computed with it no longer match; `manage.py reindex_pii` recomputes the "
+            "indexes of personal data (development only; production refuses)",
+            what,
+        )
 
     # KeyProvider ----------------------------------------------------------------------------------------
     def kek(self) -> aead.Aead:
@@ -135,7 +179,7 @@ class LocalKeyProvider:
     def reload(self) -> None:
         """Forget cached keys (another process may have rotated)."""
         with self._lock:
-            self._handle = self._kek = self._prf = None
+            self._handle, self._kek, self._prfs = None, None, {}
 
     def key_ids(self) -> list[int]:
         with self._lock:
@@ -145,9 +189,26 @@ class LocalKeyProvider:
         with self._lock:
             return self._handle_now().keyset_info().primary_key_id
 
+    def missing(self) -> list[str]:
+        with self._lock:
+            if self._read_keyset() is None:
+                return [f"the KEK keyset {self.kek_path}"]
+            return [f"the {name} key {self.prf_path(name)}" for name in PRF_KEYS if not self.prf_path(name).exists()]
+
+    def create_missing_keys(self) -> list[str]:
+        with self._lock:
+            created = [] if self._read_keyset() is not None else ["kek"]
+            self._handle_now(create=True)
+            for name in PRF_KEYS:
+                if not self.prf_path(name).exists():
+                    self._prf_keyset_bytes(name, create=True)
+                    self._prfs.pop(name, None)
+                    created.append(name)
+            return created
+
     def rotate(self) -> int:
         with self._lock:
-            index = self._index_keyset_bytes()
+            prf_keys = {name: self._prf_keyset_bytes(name) for name in PRF_KEYS if self.prf_path(name).exists()}
             keyset = _keyset_proto(self._handle_now())
             new_key = _keyset_proto(tink.new_keyset_handle(aead.aead_key_templates.AES256_GCM)).key[0]
             while new_key.key_id in {key.key_id for key in keyset.key}:
@@ -157,25 +218,32 @@ class LocalKeyProvider:
             handle = tink.proto_keyset_format.parse(keyset.SerializeToString(), _TOKEN)
             self._write_keyset(handle)
             self._handle, self._kek = handle, None
-            # The index key stays the same; only its wrapping moves to the new primary. Should we die before
+            # The PRF keys stay the same; only their wrapping moves to the new primary. Should we die before
             # this, rotate_keys --resume does it (and retiring refuses until it is done).
-            self._write_index(index)
+            for name, keyset_bytes in prf_keys.items():
+                self._write_prf(name, keyset_bytes)
             return new_key.key_id
 
-    def index_rewrap(self) -> bool:
+    def prf_keys_rewrap(self) -> list[str]:
         with self._lock:
-            if key_id_of(self._index_wrapped()) == self._handle_now().keyset_info().primary_key_id:
-                return False
-            self._write_index(self._index_keyset_bytes())
-            return True
+            primary = self._handle_now().keyset_info().primary_key_id
+            rewrapped = []
+            for name in PRF_KEYS:
+                path = self.prf_path(name)
+                if path.exists() and key_id_of(path.read_bytes()) != primary:
+                    self._write_prf(name, self._prf_keyset_bytes(name))
+                    rewrapped.append(name)
+            return rewrapped
 
     def retire(self, key_ids: set[int]) -> None:
         with self._lock:
             keyset = _keyset_proto(self._handle_now())
             if keyset.primary_key_id in key_ids:
                 raise VaultKeyError("the primary key cannot be retired")
-            if key_id_of(self._index_wrapped()) in key_ids:
-                raise VaultKeyError("the blind-index key is still wrapped by a key to retire: run rotate_keys --resume")
+            for name in PRF_KEYS:
+                path = self.prf_path(name)
+                if path.exists() and key_id_of(path.read_bytes()) in key_ids:
+                    raise VaultKeyError(f"the {name} key is still wrapped by a key to retire: run rotate_keys --resume")
             kept = [key for key in keyset.key if key.key_id not in key_ids]
             del keyset.key[:]
             keyset.key.extend(kept)
@@ -183,44 +251,40 @@ class LocalKeyProvider:
             self._write_keyset(handle)
             self._handle, self._kek = handle, None
 
-    def index_prf(self) -> prf.Prf:
+    def prf(self, name: str) -> prf.Prf:
         with self._lock:
             self._handle_now()
-            if self._prf is None:
-                self._prf = (
-                    tink.proto_keyset_format.parse(self._index_keyset_bytes(), _TOKEN).primitive(prf.PrfSet).primary()
-                )
-            return self._prf
+            if name not in self._prfs:
+                keyset = tink.proto_keyset_format.parse(self._prf_keyset_bytes(name), _TOKEN)
+                self._prfs[name] = keyset.primitive(prf.PrfSet).primary()
+            return self._prfs[name]
 
-    # the blind-index key, wrapped by the KEK ---------------------------------------------------------------
-    def _index_wrapped(self) -> bytes:
-        self._index_keyset_bytes()  # creates it on first use
-        return self.index_path.read_bytes()
-
-    def _index_keyset_bytes(self) -> bytes:
+    # the PRF keys, wrapped by the KEK ----------------------------------------------------------------------
+    def _prf_keyset_bytes(self, name: str, *, create: bool = False) -> bytes:
+        path, context = self.prf_path(name), PRF_KEYS[name][1]
         kek = self._handle_now().primitive(aead.Aead)
-        if not self.index_path.exists():
+        if not path.exists():
+            self._refuse_or_warn(f"the {name} key {path}", create=create)
             fresh = tink.new_keyset_handle(prf.prf_key_templates.HMAC_SHA256)
             try:
-                _write_secret(
-                    self.index_path,
-                    kek.encrypt(tink.proto_keyset_format.serialize(fresh, _TOKEN), b"vault-index-key"),
-                    create=True,
-                )
+                wrapped = kek.encrypt(tink.proto_keyset_format.serialize(fresh, _TOKEN), context)
+                _write_secret(path, wrapped, create=True)
             except FileExistsError:
                 pass
-        return kek.decrypt(self.index_path.read_bytes(), b"vault-index-key")
+        return kek.decrypt(path.read_bytes(), context)
 
-    def _write_index(self, keyset_bytes: bytes) -> None:
+    def _write_prf(self, name: str, keyset_bytes: bytes) -> None:
         kek = self._handle_now().primitive(aead.Aead)
-        _write_secret(self.index_path, kek.encrypt(keyset_bytes, b"vault-index-key"))
+        _write_secret(self.prf_path(name), kek.encrypt(keyset_bytes, PRF_KEYS[name][1]))
 
 
 class AwsKmsKeyProvider(LocalKeyProvider):
     """The KEK keyset file encrypted under an AWS KMS key (`aws-kms://arn:aws:kms:…`): Tink's KMS envelope."""
 
-    def __init__(self, directory: Path, *, key_uri: str, credentials_path: str | None = None) -> None:
-        super().__init__(directory)
+    def __init__(
+        self, directory: Path, *, key_uri: str, credentials_path: str | None = None, create_missing: bool = True
+    ) -> None:
+        super().__init__(directory, create_missing=create_missing)
         from tink.integration import awskms  # the optional `aws` extra
 
         self._remote = awskms.AwsKmsClient(key_uri, credentials_path).get_aead(key_uri)
@@ -306,10 +370,15 @@ def key_provider() -> KeyProvider:
             from django.conf import settings
 
             directory = Path(settings.VAULT_KEYS_DIR)
+            create_missing = settings.VAULT_KEYS_CREATE_MISSING
             if settings.VAULT_KEY_PROVIDER == "aws-kms":
-                _provider = AwsKmsKeyProvider(directory, key_uri=settings.VAULT_AWS_KMS_KEY_URI)
+                _provider = AwsKmsKeyProvider(
+                    directory, key_uri=settings.VAULT_AWS_KMS_KEY_URI, create_missing=create_missing
+                )
             else:
-                _provider = LocalKeyProvider(directory, keyset_json=settings.VAULT_KEK_KEYSET)
+                _provider = LocalKeyProvider(
+                    directory, keyset_json=settings.VAULT_KEK_KEYSET, create_missing=create_missing
+                )
         return _provider
 
 
@@ -318,3 +387,10 @@ def key_provider_reset() -> None:
     global _provider  # noqa: PLW0603
     with _provider_lock:
         _provider = None
+
+
+def idempotency_fingerprint(payload: str) -> str:
+    """The fingerprint of an API request (settings.IDEMPOTENCY_FINGERPRINT): an HMAC under the `idempotency`
+    key held by the KEK, not under SECRET_KEY, since the body may hold a card number whose BIN, last 4 and
+    expiry the stored response shows (with SECRET_KEY and a dump, 10^5 guesses would find it)."""
+    return key_provider().prf("idempotency").compute(payload.encode(), 32).hex()

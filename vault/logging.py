@@ -1,9 +1,12 @@
 """Card numbers (PANs) never reach a log line: a filter masks them in every record a handler emits.
 
-The rule: a run of 12 to 19 ASCII digits, written with or without single spaces or dashes between digit
-groups and not part of a longer digit run, that passes the Luhn check becomes the vault's masked form
-(`vault.domain.mask`: at most the first 6 and the last 4 digits, at least 6 digits hidden, separators dropped),
-so 4242 4242 4242 4242 logs as 424242******4242. Luhn-invalid runs (order ids, timestamps) and runs of more
+The rule: a run of 12 to 19 ASCII digits, written with or without separators between digit groups and not
+part of a longer digit run, that passes the Luhn check becomes the vault's masked form (`vault.domain.mask`: at
+most the first 6 and the last 4 digits, at least 6 digits hidden, separators dropped), so 4242 4242 4242 4242
+and 4242.4242/4242_4242 log as 424242******4242. A separator is one to three characters that are neither
+letters nor digits (spaces, tabs, newlines, dashes, dots, slashes, underscores, commas...), except ':' and '*':
+a colon keeps clock times (12:30:45.123456) apart, a star is the mask's own. A dotted IPv4 address is not a
+card number and is set aside like a UUID. Luhn-invalid runs (order ids, timestamps) and runs of more
 than 19 digits stay as they are. Candidates are runs of whole groups; when Luhn-valid runs overlap (a number
 next to groups that happen to pass the check with it), they are masked as one run, so no part of the number is
 left beside a mask.
@@ -21,19 +24,25 @@ from vault.domain import mask
 _MIN_DIGITS = 12
 _MAX_DIGITS = 19
 
+# What may stand between the digit groups of a card number: neither a letter nor a digit (\w, less its
+# underscore), nor a colon, a star or the stand-in of a hidden UUID.
+_SEPARATOR_CHAR = r"(?:[^\w:*\ue000]|_)"
 # Cheap gate: most log lines have no 12 digits in a row (separators allowed), so no Luhn work is done on them.
-_LONG_DIGIT_RUN = re.compile(r"[0-9](?:[ -]?[0-9]){11}")
-# Digit groups joined by single spaces or dashes, never starting or ending inside a longer digit run.
-_DIGIT_GROUPS = re.compile(r"(?<![0-9])[0-9]+(?:[ -][0-9]+)*(?![0-9])")
-_SEPARATOR = re.compile(r"([ -])")
+_LONG_DIGIT_RUN = re.compile(rf"[0-9](?:{_SEPARATOR_CHAR}{{0,3}}[0-9]){{11}}")
+# Digit groups joined by separators, never starting or ending inside a longer digit run.
+_DIGIT_GROUPS = re.compile(rf"(?<![0-9])[0-9]+(?:{_SEPARATOR_CHAR}{{1,3}}[0-9]+)*(?![0-9])")
+# Inside such a run, whatever is not a digit is a separator.
+_SEPARATOR = re.compile(r"([^0-9]+)")
 # The end of a mask: at least 6 stars and the last 4 digits. A second pass leaves the digits a mask shows out of
 # the groups next to it, so masking twice gives what masking once does.
 _STARS_THEN_MASK_TAIL = re.compile(r"\*{6,}[0-9]{4}(?![0-9])")
 
-_UUID = re.compile(
+# A UUID, or four dot-separated groups of 1 to 3 digits (an IPv4 address: a card's groups have 4 or more digits).
+_SET_ASIDE = re.compile(
     r"(?<![0-9A-Za-z-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![0-9A-Za-z-])"
+    r"|(?<![0-9.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])"
 )
-# Stands in for a UUID while masking: a private-use character, which also ends any digit run.
+# Stands in for a UUID or an address while masking: a private-use character, which also ends any digit run.
 _HIDDEN = "\ue000"
 
 # What a record says when masking itself failed: dropping the message is safer than logging it unmasked.
@@ -47,15 +56,15 @@ def mask_pans(text: str) -> str:
     """
     if len(text) < _MIN_DIGITS or not _LONG_DIGIT_RUN.search(text):
         return text
-    # A UUID (payment and event ids are everywhere in logs) can hold digit groups that pass the Luhn check; it
-    # is set aside while masking. A real card number never has a UUID's 8-4-4-4-12 hex shape.
+    # A UUID (payment and event ids are everywhere in logs) or an IP address can hold digit groups that pass the
+    # Luhn check; they are set aside while masking. A real card number has neither shape.
     hidden: list[str] = []
 
     def hide(match: re.Match[str]) -> str:
         hidden.append(match.group())
         return _HIDDEN
 
-    text_to_mask = text if _HIDDEN in text else _UUID.sub(hide, text)
+    text_to_mask = text if _HIDDEN in text else _SET_ASIDE.sub(hide, text)
     masked = _DIGIT_GROUPS.sub(_mask_match, text_to_mask)
     if hidden:
         masked = _restore(masked, hidden)
@@ -64,7 +73,7 @@ def mask_pans(text: str) -> str:
 
 def _restore(text: str, hidden: list[str]) -> str:
     parts = text.split(_HIDDEN)
-    return "".join(part + uuid for part, uuid in zip(parts, [*hidden, ""], strict=True))
+    return "".join(part + kept for part, kept in zip(parts, [*hidden, ""], strict=True))
 
 
 def mask_value(value: object) -> object:

@@ -60,7 +60,7 @@ def _token_new() -> str:
 
 def _blind_index(*, merchant_id: str, number: CardNumber) -> bytes:
     data = f"card:{merchant_id}:{number.digits}".encode()
-    return keys.key_provider().index_prf().compute(data, 32)
+    return keys.key_provider().prf("card-index").compute(data, 32)
 
 
 def _card_context(token: str, field: str) -> bytes:
@@ -275,7 +275,7 @@ def keys_rewrap(*, batch_size: int = 500) -> Iterator[int]:
     after each batch. Safe to interrupt and run again: it picks up whatever is not on the primary yet."""
     provider = keys.key_provider()
     primary = provider.primary_key_id()
-    provider.index_rewrap()
+    provider.prf_keys_rewrap()
     for wrapped in _WRAPPED:
         while True:
             with transaction.atomic():

@@ -26,6 +26,7 @@ from tests.ledger.conftest import ACTOR
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TRANSFER_URL = "/admin/accounts/account/transfer/"
+VISA_PAN = "4242424242424242"
 EARLIEST_REAL_DATE = dt.date(2000, 1, 1)
 finance_role = importlib.import_module("accounts.migrations.0005_finance_role")
 
@@ -383,3 +384,21 @@ def test_transfer_form_submitted_twice_moves_the_money_once(finance, customer_ac
     assert _balances(alice, bob) == [(4_300, 0), (700, 0)]
     assert first["Location"] == second["Location"] == f"/admin/accounts/transfer/{form_id}/change/"
     assert LogEntry.objects.filter(object_id=str(form_id)).count() == 1
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["card 4242.4242.4242.4242", "4242  4242 4242  4242", "4242-4242 4242.4242", "4242/4242/4242/4242", VISA_PAN],
+)
+def test_transfer_form_reference_with_card_number_refused_and_not_shown(finance, customer_account, reference):
+    client, _ = finance
+    alice, bob = customer_account(funded=5_000), customer_account()
+    # when finance type a card number, separated any way, into the transfer's reference
+    response = _transfer(client, alice, bob, "100", reference=reference)
+    # then the form refuses it, moves nothing, and the page shown again does not repeat the number
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "must not contain a card number" in body
+    assert _balances(alice, bob) == [(5_000, 0), (0, 0)]
+    assert not Transfer.objects.filter(from_account_id=alice.id).exists()
+    assert "4242" * 2 not in re.sub(r"[^0-9*]", "", body)

@@ -5,17 +5,25 @@ import base64
 import contextlib
 import io
 import json
+import logging
 import os
 import stat
 
 import pytest
 import tink
+from django.core import checks
 from django.core.management import CommandError, call_command
+from django.core.management.base import SystemCheckError
 from tink import aead, secret_key_access
 from tink.proto import aes_gcm_pb2
 
+from accounts.models import Customer
+from accounts.selectors import customer_get_by_email
+from accounts.services import customer_register
 from tests.vault.helpers import EXP_MONTH, EXP_YEAR, VISA, pan_random
 from vault import keys, services
+from vault.checks import vault_keys_check
+from vault.fields import blind_index
 from vault.keys import LocalKeyProvider, VaultKeyError
 from vault.models import Card, DetokenizationAudit, SubjectKey
 
@@ -65,7 +73,7 @@ def test_key_provider_creates_owner_only_files_whatever_the_umask(isolated_keys)
         # when the provider creates its keys
         provider = keys.key_provider()
         provider.kek()
-        provider.index_prf()
+        provider.prf("card-index")
     finally:
         os.umask(previous)
     # then the KEK keyset and the blind-index key are readable by their owner only, in a private directory
@@ -94,7 +102,7 @@ def test_key_provider_keyset_is_aes256_gcm(isolated_keys):
 
 
 def test_key_provider_index_key_stored_wrapped(isolated_keys):
-    keys.key_provider().index_prf()
+    keys.key_provider().prf("card-index")
     stored = (isolated_keys / "index.bin").read_bytes()
     # a Tink ciphertext under the KEK's primary key, not a serialized keyset
     assert keys.key_id_of(stored) == keys.key_provider().primary_key_id()
@@ -375,3 +383,122 @@ def test_tokenize_other_key_directory_cannot_read_cards(settings, tmp_path, toke
         assert tokenize(VISA).token != card.token
     finally:
         keys.key_provider_reset()
+
+
+# missing keys: refused in production, created loudly in development ---------------------------------------------
+@pytest.fixture
+def production_keys(isolated_keys, settings):
+    """The isolated key directory under production rules: nothing missing is created on use."""
+    settings.VAULT_KEYS_CREATE_MISSING = False
+    keys.key_provider_reset()
+    return isolated_keys
+
+
+def _check_errors() -> list[str]:
+    return [error.msg for error in vault_keys_check(None) if error.level >= checks.ERROR]
+
+
+def test_production_missing_kek_check_errors_and_nothing_created(production_keys):
+    # given a production process whose key directory is empty (a redeploy without its volume)
+    # when the system checks run, then the missing KEK is an error naming it, and so is manage.py check
+    assert any("KEK keyset" in message for message in _check_errors())
+    with pytest.raises(SystemCheckError, match="KEK keyset"):
+        call_command("check")
+    # and a use of the vault fails naming the problem instead of creating a new KEK
+    with pytest.raises(VaultKeyError, match="create_keys"):
+        keys.key_provider().kek()
+    with pytest.raises(VaultKeyError, match="missing"):
+        services.card_tokenize(card_number=VISA, exp_month=EXP_MONTH, exp_year=EXP_YEAR, merchant_id="m-prod")
+    assert not production_keys.exists() or not any(production_keys.iterdir())
+
+
+def test_production_missing_index_key_check_errors_and_not_regenerated(production_keys):
+    # given a production install whose KEK is there but whose card index key was lost
+    call_command("create_keys", stdout=io.StringIO())
+    (production_keys / "index.bin").unlink()
+    keys.key_provider_reset()
+    # then the check names it, and tokenising refuses rather than computing indexes under a new key
+    assert [message for message in _check_errors() if "card-index" in message]
+    with pytest.raises(VaultKeyError, match="card-index"):
+        services.card_tokenize(card_number=VISA, exp_month=EXP_MONTH, exp_year=EXP_YEAR, merchant_id="m-prod")
+    assert not (production_keys / "index.bin").exists()
+
+
+def test_create_keys_first_install_then_check_passes(production_keys):
+    out = io.StringIO()
+    call_command("create_keys", stdout=out)
+    assert "created: kek, card-index, pii-index, idempotency" in out.getvalue()
+    assert _check_errors() == []
+    assert sorted(path.name for path in production_keys.iterdir()) == [
+        "idempotency.bin",
+        "index-pii.bin",
+        "index.bin",
+        "kek.json",
+    ]
+    # and running it again creates nothing
+    again = io.StringIO()
+    call_command("create_keys", stdout=again)
+    assert "nothing created" in again.getvalue()
+
+
+def test_development_missing_keys_created_with_warning(isolated_keys, settings, caplog):
+    settings.VAULT_KEYS_CREATE_MISSING = True
+    keys.key_provider_reset()
+    with caplog.at_level(logging.WARNING, logger="vault.keys"):
+        keys.key_provider().prf("card-index")
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any("KEK keyset" in message and "NEW" in message for message in warnings)
+    assert any("card-index" in message for message in warnings)
+    assert (isolated_keys / "kek.json").exists()
+    assert (isolated_keys / "index.bin").exists()
+    assert _check_errors() == []
+
+
+def test_card_and_pii_blind_indexes_use_different_keys(isolated_keys):
+    # the same bytes through the card index and the PII index give unrelated values
+    provider = keys.key_provider()
+    data = b"card:m-1:4242424242424242"
+    assert provider.prf("card-index").compute(data, 32) != provider.prf("pii-index").compute(data, 32)
+    assert blind_index("4242424242424242", context="x") != provider.prf("card-index").compute(
+        b"pii:x:4242424242424242", 32
+    )
+    assert blind_index("4242424242424242", context="x") == provider.prf("pii-index").compute(
+        b"pii:x:4242424242424242", 32
+    )
+
+
+def test_create_keys_upgrade_recomputes_pii_indexes_under_new_key(production_keys):
+    # given an installation from before PII had its own key: its e-mail index computed under the card index key
+    call_command("create_keys", stdout=io.StringIO())
+    customer = customer_register(name="Hanako Sato", email="hanako@example.org", actor="test")
+    old_index = keys.key_provider().prf("card-index").compute(b"pii:accounts.customer.email:hanako@example.org", 32)
+    Customer.objects.filter(pk=customer.pk).update(email_index=old_index)
+    (production_keys / "index-pii.bin").unlink()
+    keys.key_provider_reset()
+    assert any("pii-index" in message for message in _check_errors())
+    # when the upgrade's create_keys runs
+    out = io.StringIO()
+    call_command("create_keys", stdout=out)
+    # then it made the PII key, recomputed the index, and the customer is found by e-mail again
+    assert "created: pii-index" in out.getvalue()
+    assert "PII blind indexes recomputed: 1 row(s)" in out.getvalue()
+    assert bytes(Customer.objects.get(pk=customer.pk).email_index) != old_index
+    assert customer_get_by_email(email="Hanako@example.org").pk == customer.pk
+    # and a rerun of the recompute changes nothing
+    rerun = io.StringIO()
+    call_command("reindex_pii", stdout=rerun)
+    assert "recomputed: 0 row(s)" in rerun.getvalue()
+
+
+def test_rotate_keys_rewraps_every_prf_key(isolated_keys, cards, tokenize):
+    # given all the PRF keys in use
+    provider = keys.key_provider()
+    before = {name: provider.prf(name).compute(b"x", 32) for name in keys.PRF_KEYS}
+    # when the KEK is rotated and the old key retired
+    _rotate("--retire")
+    keys.key_provider_reset()
+    # then each PRF key is wrapped by the new primary and computes what it did
+    provider = keys.key_provider()
+    for name in keys.PRF_KEYS:
+        assert keys.key_id_of(provider.prf_path(name).read_bytes()) == provider.primary_key_id()
+        assert provider.prf(name).compute(b"x", 32) == before[name]
