@@ -6,8 +6,8 @@ from django.db import migrations
 # cluster (another application, a test run beside this one, `make run` beside `make test`) held every
 # projection here back for as long as it stayed open. Transaction ids are cluster-wide, but only this
 # database's transactions can write its events, so the horizon is the lowest of the snapshot's running
-# transactions that belong to this database (pg_stat_activity, prepared transactions), else the snapshot's
-# xmax.
+# transactions that belong to this database (pg_stat_activity, prepared transactions), the caller's own, or
+# else the snapshot's xmax.
 #
 # Order matters, and is why this is a function: the snapshot is taken first (its own statement), the running
 # transactions of this database are read after it (backend status is cached per transaction, hence the
@@ -34,7 +34,8 @@ BEGIN
         UNION ALL
         SELECT transaction::text::bigint FROM pg_prepared_xacts WHERE database = current_database()
     );
-    RETURN least(coalesce(horizon, pg_snapshot_xmax(snap)), pg_snapshot_xmax(snap));
+    -- The caller's own transaction is not in its snapshot's list, but its events are not committed either.
+    RETURN least(horizon, pg_snapshot_xmax(snap), pg_current_xact_id_if_assigned());
 END
 $$;
 """
