@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -104,6 +105,10 @@ def apply_events(
                 try:
                     touched.update(handler(cursor, tables, recorded) or ())
                 except Exception as error:
+                    if pipelined and isinstance(error, psycopg.Error | DatabaseError):
+                        # A pipelined statement's error may surface in a later event's statement, so this event
+                        # is not necessarily the one that failed: apply_located replays the batch to find it.
+                        raise
                     raise HandlerFailed(index, recorded) from error
     return touched
 
