@@ -364,3 +364,24 @@ class MerchantFundsSettled(DomainEvent):
     merchant_account: uuid.UUID
     amount: Money
     payments: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentBookingSuspended(DomainEvent):
+    """A payment event the bookings could not book as the rules say: its amount moved between clearing and
+    suspense instead (into suspense for a capture, out of it for a refund), for an operator to resolve."""
+
+    aggregate_type = ENTRY_AGGREGATE
+
+    entry_id: uuid.UUID
+    payment_id: uuid.UUID
+    event_id: uuid.UUID
+    amount: Money
+    reason: str
+
+
+def suspense_postings(*, amount: int, inflow: bool, clearing_id: uuid.UUID, suspense_id: uuid.UUID) -> list[Posting]:
+    """A payment's money the card network moved (`inflow`: a capture, else a refund) that no merchant could be
+    booked for: clearing against suspense, so that the ledger still balances and the amount stays visible."""
+    sign = 1 if inflow else -1
+    return [Posting(clearing_id, AVAILABLE, -sign * amount), Posting(suspense_id, AVAILABLE, sign * amount)]

@@ -4,11 +4,16 @@
 import uuid
 
 import pytest
+from django.db import connection
 
 from accounts.models import Account, JournalEntry
 from accounts.services import api_token_issue, customer_register
+from fintech.money import Money
+from payments import domain as payment_domain
+from payments import services as payment_services
 from tests.accounts.helpers import customer_details
-from tests.vault.helpers import api_client
+from tests.vault.helpers import EXP_MONTH, EXP_YEAR, VISA, api_client
+from vault.services import card_tokenize
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,6 +35,12 @@ def _open(finance) -> str:
     response = finance.post("/api/v1/accounts", _customer_body(), format="json")
     assert response.status_code == 201, response.content
     return response.json()["id"]
+
+
+def _event_count() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM fintech_event")
+        return cursor.fetchone()[0]
 
 
 def _problem(response, status: int, code: str) -> None:
@@ -106,3 +117,28 @@ def test_amounts_above_the_ledger_limit_are_400_amount_too_large(finance, settin
         400,
         "amount_too_large",
     )
+
+
+def test_a_payment_above_the_payments_limit_is_400_amount_too_large(settings):
+    # given a merchant user with a card token, and a limit of 1,000 major units per payment
+    settings.PAYMENTS_MAX_AMOUNT = 1_000
+    merchant = f"m-lim-{uuid.uuid4().hex[:8]}"
+    client = api_client(api_token_issue(username=f"mu-{uuid.uuid4().hex[:6]}", merchant_id=merchant))
+    token = card_tokenize(card_number=VISA, exp_month=EXP_MONTH, exp_year=EXP_YEAR, merchant_id=merchant).token
+
+    def create(minor: int, currency: str = "JPY"):
+        body = {"amount": {"amount": minor, "currency": currency}, "payment_method": {"token": token}}
+        return client.post("/api/v1/payments", body, format="json")
+
+    # when a payment of 1,001 JPY (or 1,000.01 USD) is created, then it is refused with nothing written
+    events = _event_count()
+    _problem(create(1_001), 400, "amount_too_large")
+    _problem(create(100_001, "USD"), 400, "amount_too_large")
+    assert _event_count() == events
+    assert create(1_000).status_code == 201
+    assert create(100_000, "USD").status_code == 201
+    # and the service refuses it too, below the API
+    with pytest.raises(payment_domain.AmountTooLarge):
+        payment_services.payment_initiate(
+            merchant_id=merchant, amount=Money(1_001, "JPY"), payment_method_token=token, actor="test"
+        )
