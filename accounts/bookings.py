@@ -217,13 +217,13 @@ def payment_booking_refuse(
             [event_id, event_type, payment_id, amount.minor, amount.currency, reason[:4000], entry_id, timezone.now()],
         )
     logger.error(
-        "ledger bookings refused %s %s of payment %s (%s): %s",
+        "ledger bookings refused %s %s of payment %s (%s), %s: %s",
         event_type,
         event_id,
         payment_id,
         amount,
         "booked to suspense" if entry_id else "NOT booked, not even to suspense",
-        extra={"reason": reason},
+        reason,
     )
     return entry_id
 

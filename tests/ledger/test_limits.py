@@ -142,3 +142,10 @@ def test_a_payment_above_the_payments_limit_is_400_amount_too_large(settings):
         payment_services.payment_initiate(
             merchant_id=merchant, amount=Money(1_001, "JPY"), payment_method_token=token, actor="test"
         )
+
+
+@pytest.mark.parametrize("field", ["from_account", "to_account"])
+def test_transfer_naming_an_account_by_a_huge_integer_is_400(finance, field):
+    account, other = _open(finance), _open(finance)
+    body = {"from_account": account, "to_account": other, "amount": {"amount": 1, "currency": "JPY"}, field: 2**200}
+    _problem(finance.post("/api/v1/transfers", body, format="json"), 400, "validation_error")
