@@ -48,12 +48,13 @@ COMPANY_ONLY = (AccountKind.SEGREGATED_TRUST, AccountKind.CLEARING, AccountKind.
 _SETTLEMENT_DATES = (dt.date(2400, 1, 1) + dt.timedelta(days=n + uuid.uuid4().int % 10_000) for n in itertools.count())
 
 amounts = st.integers(min_value=1, max_value=20_000)
+# A share of what an account can give, in percent; above 100 tries to take more than it has.
+shares = st.integers(min_value=1, max_value=110)
 # The acquirer simulator declines 2000-2999 and fails at 3000: payments avoid them.
 payment_amounts = st.one_of(st.integers(min_value=1, max_value=1_999), st.integers(min_value=3_001, max_value=60_000))
 
 
 class LedgerMachine(RuleBasedStateMachine):
-    customers = Bundle("customers")
     movable = Bundle("movable")
     holds = Bundle("holds")
     captured = Bundle("captured")
@@ -86,7 +87,13 @@ class LedgerMachine(RuleBasedStateMachine):
         self.currency_of[account_id] = "JPY"
         return account_id
 
-    @rule(target=customers, currency=st.sampled_from(["JPY", "JPY", "USD"]), floor=st.sampled_from([0, 0, -500]))
+    @initialize(target=movable, funded=amounts)
+    def open_funded_customer(self, funded):
+        account = self.open_customer(currency="JPY", floor=0)
+        self.deposit(account, funded)
+        return account
+
+    @rule(target=movable, currency=st.sampled_from(["JPY", "JPY", "USD"]), floor=st.sampled_from([0, 0, -500]))
     def open_customer(self, currency, floor):
         account = services.account_open(
             owner_type="customer",
@@ -100,22 +107,23 @@ class LedgerMachine(RuleBasedStateMachine):
         self.currency_of[account.id] = currency
         return account.id
 
-    @rule(target=movable, account=customers)
-    def customer_is_movable(self, account):
-        return account
-
     # --- deposits and transfers -------------------------------------------------------------------------------
     @rule(account=movable, amount=amounts)
     def deposit(self, account, amount):
         services.account_deposit(account_id=account, amount=Money(amount, self.currency_of[account]), actor=ACTOR)
         self._expect(account, available=amount)
 
-    @rule(source=movable, destination=movable, amount=amounts)
-    def transfer(self, source, destination, amount):
+    @rule(source=movable, destination=movable, share=shares)
+    def transfer(self, source, destination, share):
+        amount, affordable = self._share_of(source, share)
         money = Money(amount, self.currency_of[source])
         try:
             services.transfer_create(from_account=source, to_account=destination, amount=money, actor=ACTOR)
-        except (InsufficientFunds, CurrencyMismatch):
+        except InsufficientFunds:
+            assert not affordable
+            return
+        except CurrencyMismatch:
+            assert self.currency_of[source] != self.currency_of[destination]
             return
         except services.InvalidLedgerRequest:
             assert source == destination
@@ -123,31 +131,35 @@ class LedgerMachine(RuleBasedStateMachine):
         self._expect(source, available=-amount)
         self._expect(destination, available=amount)
 
-    @rule(account=movable, kind=st.sampled_from(COMPANY_ONLY), outwards=st.booleans(), amount=amounts)
-    def transfer_with_a_company_only_account(self, account, kind, outwards, amount):
-        company = company_account_id(kind=kind, currency=self.currency_of[account])
-        source, destination = (company, account) if outwards else (account, company)
-        self._refused(
-            lambda: services.transfer_create(
-                from_account=source,
-                to_account=destination,
-                amount=Money(amount, self.currency_of[account]),
-                actor=ACTOR,
-            )
-        )
-
-    @rule(kind=st.sampled_from(COMPANY_ONLY), currency=st.sampled_from(["JPY", "USD"]), amount=amounts)
-    def deposit_or_hold_on_a_company_only_account(self, kind, currency, amount):
-        company = company_account_id(kind=kind, currency=currency)
-        self._refused(lambda: services.account_deposit(account_id=company, amount=Money(amount, currency), actor=ACTOR))
-        self._refused(lambda: services.hold_place(account_id=company, amount=Money(amount, currency), actor=ACTOR))
+    @rule(
+        account=movable,
+        kind=st.sampled_from(COMPANY_ONLY),
+        command=st.sampled_from(["transfer_in", "transfer_out", "deposit", "hold"]),
+        amount=amounts,
+    )
+    def move_a_company_only_account(self, account, kind, command, amount):
+        money = Money(amount, self.currency_of[account])
+        company = company_account_id(kind=kind, currency=money.currency)
+        commands = {
+            "transfer_in": lambda: services.transfer_create(
+                from_account=account, to_account=company, amount=money, actor=ACTOR
+            ),
+            "transfer_out": lambda: services.transfer_create(
+                from_account=company, to_account=account, amount=money, actor=ACTOR
+            ),
+            "deposit": lambda: services.account_deposit(account_id=company, amount=money, actor=ACTOR),
+            "hold": lambda: services.hold_place(account_id=company, amount=money, actor=ACTOR),
+        }
+        self._refused(commands[command])
 
     # --- holds ------------------------------------------------------------------------------------------------
-    @rule(target=holds, account=movable, amount=amounts)
-    def hold(self, account, amount):
+    @rule(target=holds, account=movable, share=shares)
+    def hold(self, account, share):
+        amount, affordable = self._share_of(account, share)
         try:
             hold = services.hold_place(account_id=account, amount=Money(amount, self.currency_of[account]), actor=ACTOR)
         except InsufficientFunds:
+            assert not affordable
             return None
         self._expect(account, available=-amount, pending=amount)
         return hold.id
@@ -199,11 +211,15 @@ class LedgerMachine(RuleBasedStateMachine):
         projection_run(name=bookings.LEDGER_BOOKINGS)
         return payment.id
 
-    @rule(payment=captured, amount=amounts)
-    def refund(self, payment, amount):
+    @rule(payment=captured, share=shares)
+    def refund(self, payment, share):
+        refundable = payments.payment_load(payment_id=payment).refundable_amount.minor
         try:
-            payments.payment_refund(payment_id=payment, amount=Money(amount, "JPY"), actor=ACTOR)
+            payments.payment_refund(
+                payment_id=payment, amount=Money(max(1, refundable * share // 100), "JPY"), actor=ACTOR
+            )
         except (InvalidAmount, InvalidTransition):
+            assert share > 100 or refundable == 0
             return
         projection_run(name=bookings.LEDGER_BOOKINGS)
 
@@ -225,6 +241,15 @@ class LedgerMachine(RuleBasedStateMachine):
         rows = Account.objects.filter(id__in=list(self.expected)).values_list("id", "available", "pending")
         assert {row[0]: [row[1], row[2]] for row in rows} == self.expected
 
+    @staticmethod
+    def _share_of(account, share: int) -> tuple[int, bool]:
+        """`share` percent of what the account can give above its floor (above 100: more than it can give), and
+        whether the account can give it."""
+        row = Account.objects.get(id=account)
+        room = max(0, row.available - row.floor)
+        amount = room + 1 if share > 100 else max(1, room * share // 100)
+        return amount, amount <= room
+
     def _expect(self, account, available: int = 0, pending: int = 0) -> None:
         if account in self.expected:
             self.expected[account][0] += available
@@ -241,8 +266,8 @@ def test_ledger_rules_hold_through_random_sequences_of_commands(transactional_db
     run_state_machine_as_test(
         LedgerMachine,
         settings=settings(
-            max_examples=20,
-            stateful_step_count=15,
+            max_examples=25,
+            stateful_step_count=20,
             deadline=None,
             database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
