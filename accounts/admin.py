@@ -30,6 +30,7 @@ from accounts.domain import COMPANY, COMPANY_OWNER_ID, CUSTOMER, MERCHANT, Ledge
 from accounts.models import (
     Account,
     ApiToken,
+    BookingAlert,
     Customer,
     Hold,
     JournalEntry,
@@ -501,3 +502,30 @@ class SettlementBatchAdmin(ReadOnlyAdmin):
             return queryset, False
         by_id = search_uuid(queryset, "id", term)
         return (queryset.none() if by_id is None else by_id), False
+
+
+@admin.register(BookingAlert)
+class BookingAlertAdmin(ExactSearch, ReadOnlyAdmin):
+    """Payment events the ledger's bookings refused into suspense: each waits for an operator."""
+
+    list_display = ("created_at", "event_type", "payment_id", "amount", "currency", "suspense_entry", "reason")
+    list_filter = ("event_type", CurrencyFilter)
+    ordering = ("-created_at",)
+    search_fields = ("=event_id",)
+    search_help_text = "A payment id or an event id."
+    fields = (
+        "id",
+        "event_id",
+        "event_type",
+        "payment_id",
+        "amount",
+        "currency",
+        "suspense_entry",
+        "reason",
+        "created_at",
+    )
+    readonly_fields = fields
+    show_full_result_count = False
+
+    uuid_search_fields = ("payment_id", "event_id")
+    reference_search = False

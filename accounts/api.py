@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -18,17 +19,25 @@ from accounts import policy, selectors, services
 from accounts.domain import (
     AccountExists,
     AccountNotFound,
+    AmountTooLarge,
+    BalanceOutOfRange,
     CurrencyMismatch,
     HoldClosed,
     HoldNotFound,
     InsufficientFunds,
     InvalidLedgerRequest,
     LedgerError,
+    MovementNotAllowed,
+    check_amount_limit,
 )
 from fintech.api import MoneyField, idempotent, no_card_numbers, register_problem
+from fintech.money import MAX_MINOR, Money
 from projections import selectors as read_models
 
 register_problem(InsufficientFunds, status.HTTP_422_UNPROCESSABLE_ENTITY)
+register_problem(MovementNotAllowed, status.HTTP_422_UNPROCESSABLE_ENTITY)
+register_problem(BalanceOutOfRange, status.HTTP_422_UNPROCESSABLE_ENTITY)
+register_problem(AmountTooLarge, status.HTTP_400_BAD_REQUEST)
 register_problem(CurrencyMismatch, status.HTTP_400_BAD_REQUEST)
 register_problem(InvalidLedgerRequest, status.HTTP_400_BAD_REQUEST)
 register_problem(AccountNotFound, status.HTTP_404_NOT_FOUND)
@@ -36,6 +45,16 @@ register_problem(HoldNotFound, status.HTTP_404_NOT_FOUND)
 register_problem(AccountExists, status.HTTP_409_CONFLICT)
 register_problem(HoldClosed, status.HTTP_409_CONFLICT)
 register_problem(LedgerError, status.HTTP_400_BAD_REQUEST)
+
+
+# Row ids (postings) are bigserial: a cursor beyond it would reach PostgreSQL as an out-of-range parameter.
+_BIGINT_MAX = 2**63 - 1
+
+
+def ledger_amount_bound(amount: Money) -> None:
+    """MoneyField validator: 400 `amount_too_large` above LEDGER_MAX_AMOUNT before anything is looked up (the
+    service checks the same limit again in the domain)."""
+    check_amount_limit(amount, max_major=settings.LEDGER_MAX_AMOUNT)
 
 
 def _iso(value) -> str:
@@ -81,7 +100,8 @@ class AccountOpenApi(LedgerApi):
         owner_id = serializers.CharField(max_length=64, validators=[no_card_numbers])
         currency = serializers.RegexField(r"^[A-Z]{3}$")
         kind = serializers.CharField(max_length=24)
-        floor = serializers.IntegerField(required=False, allow_null=True)
+        # Balances stay within what money can hold, so no floor beyond it means anything (nor fits a bigint).
+        floor = serializers.IntegerField(required=False, allow_null=True, min_value=-MAX_MINOR, max_value=MAX_MINOR)
 
     @extend_schema(request=InputSerializer, responses={201: AccountOutputSerializer})
     @idempotent
@@ -100,7 +120,7 @@ class AccountDepositApi(LedgerApi):
         class Meta:
             ref_name = "AccountDepositInput"
 
-        amount = MoneyField()
+        amount = MoneyField(validators=[ledger_amount_bound])
         reference = serializers.CharField(
             max_length=200, required=False, allow_blank=True, default="", validators=[no_card_numbers]
         )
@@ -149,7 +169,7 @@ class TransferCreateApi(LedgerApi):
 
         from_account = serializers.UUIDField()
         to_account = serializers.UUIDField()
-        amount = MoneyField()
+        amount = MoneyField(validators=[ledger_amount_bound])
         reference = serializers.CharField(
             max_length=200, required=False, allow_blank=True, default="", validators=[no_card_numbers]
         )
@@ -184,7 +204,7 @@ class HoldPlaceApi(LedgerApi):
         class Meta:
             ref_name = "HoldPlaceInput"
 
-        amount = MoneyField()
+        amount = MoneyField(validators=[ledger_amount_bound])
         reference = serializers.CharField(
             max_length=200, required=False, allow_blank=True, default="", validators=[no_card_numbers]
         )
@@ -265,7 +285,7 @@ class AccountEntryListApi(LedgerApi):
         class Meta:
             ref_name = "AccountEntryFilters"
 
-        cursor = serializers.IntegerField(required=False, min_value=1)
+        cursor = serializers.IntegerField(required=False, min_value=1, max_value=_BIGINT_MAX)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
 
     @extend_schema(

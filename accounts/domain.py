@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from fintech.events import DomainEvent
-from fintech.money import Money
+from fintech.money import MAX_MINOR, Money, currency_exponent
 
 AGGREGATE_TYPE = "customer"
 
@@ -79,6 +79,17 @@ OWNER_OF_KIND = {
 # The company's mirror accounts stand negative by design; every other kind has a floor of 0 unless configured.
 UNBOUNDED_KINDS = frozenset({AccountKind.SEGREGATED_TRUST, AccountKind.CLEARING, AccountKind.SUSPENSE})
 
+# Where a command (a deposit, a transfer, a hold and its settlement) may move money. The trust, clearing and
+# suspense accounts have no floor and mirror money held elsewhere (customer funds, what the card network and the
+# banks owe, what nobody could be charged for): they move only with the ledger's own bookings (the mirror
+# postings of money crossing the boundary of customer funds, payment captures and refunds), never by a command,
+# or a hold on the trust account settled to a merchant would pay out customer money that no customer gave.
+# Between the three kinds that hold somebody's money every direction is allowed: customer funds crossing the
+# boundary are mirrored by the trust account (segregation_postings).
+MOVABLE_KINDS = frozenset({AccountKind.CUSTOMER_BALANCE, AccountKind.MERCHANT_PAYABLE, AccountKind.REVENUE})
+# (from kind, to kind) of the transfers and hold settlements allowed; the README's ledger section shows the table.
+MOVEMENTS = frozenset((source, destination) for source in MOVABLE_KINDS for destination in MOVABLE_KINDS)
+
 
 class LedgerError(Exception):
     code = "ledger_error"
@@ -110,6 +121,57 @@ class HoldNotFound(LedgerError):
 
 class HoldClosed(LedgerError):
     code = "hold_closed"
+
+
+class MovementNotAllowed(LedgerError):
+    """A command moving money into or out of an account kind the ledger rules keep out of its reach."""
+
+    code = "movement_not_allowed"
+
+
+class AmountTooLarge(LedgerError):
+    code = "amount_too_large"
+
+
+class BalanceOutOfRange(LedgerError):
+    """A balance would leave the range money can hold (fintech.money.MAX_MINOR)."""
+
+    code = "balance_out_of_range"
+
+
+def check_movement(source_kind: str, destination_kind: str) -> None:
+    """A transfer, or a hold settled into another account, from one kind to another: MovementNotAllowed unless
+    MOVEMENTS has the pair."""
+    if (source_kind, destination_kind) not in MOVEMENTS:
+        raise MovementNotAllowed(
+            f"money does not move from a {source_kind} account to a {destination_kind} account by a command; "
+            f"trust, clearing and suspense accounts move only with the ledger's own bookings"
+        )
+
+
+def check_holds_funds(kind: str, action: str) -> None:
+    """A deposit or a hold lands on an account holding somebody's money, never on a mirror account."""
+    if kind not in MOVABLE_KINDS:
+        raise MovementNotAllowed(f"{action} go to customer, merchant or revenue accounts, not to {kind}")
+
+
+def check_amount(amount: Money, *currencies: str, max_major: int) -> None:
+    """A command's amount: positive, in the accounts' currency, and at most `max_major` major units of it
+    (scaled by the currency's exponent: 1,000 means 1,000 JPY, 1,000.00 USD, 1,000.000 KWD)."""
+    if amount.minor <= 0:
+        raise InvalidLedgerRequest("the amount must be positive")
+    if any(currency != amount.currency for currency in currencies):
+        raise CurrencyMismatch(
+            f"the amount is in {amount.currency}, the accounts in {', '.join(sorted(set(currencies)))}"
+        )
+    check_amount_limit(amount, max_major=max_major)
+
+
+def check_amount_limit(amount: Money, *, max_major: int) -> None:
+    """AmountTooLarge above `max_major` major units of the amount's currency."""
+    limit = min(max_major * 10 ** currency_exponent(amount.currency), MAX_MINOR)
+    if amount.minor > limit:
+        raise AmountTooLarge(f"the amount is above the limit of {Money(limit, amount.currency)} per operation")
 
 
 @dataclass(frozen=True)
@@ -165,6 +227,9 @@ def balances_after(
         account = accounts[account_id]
         if (account.floor is not None and available < account.floor) or pending < 0:
             raise InsufficientFunds(f"account {account_id} would fall below its floor")
+        if abs(available) > MAX_MINOR or pending > MAX_MINOR:
+            # A balance event carries Money, which stops at MAX_MINOR: refuse before writing anything.
+            raise BalanceOutOfRange(f"account {account_id} would hold more than money can")
     return {account_id: after[account_id] for account_id in {p.account_id for p in postings}}
 
 
@@ -299,3 +364,24 @@ class MerchantFundsSettled(DomainEvent):
     merchant_account: uuid.UUID
     amount: Money
     payments: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentBookingSuspended(DomainEvent):
+    """A payment event the bookings could not book as the rules say: its amount moved between clearing and
+    suspense instead (into suspense for a capture, out of it for a refund), for an operator to resolve."""
+
+    aggregate_type = ENTRY_AGGREGATE
+
+    entry_id: uuid.UUID
+    payment_id: uuid.UUID
+    event_id: uuid.UUID
+    amount: Money
+    reason: str
+
+
+def suspense_postings(*, amount: int, inflow: bool, clearing_id: uuid.UUID, suspense_id: uuid.UUID) -> list[Posting]:
+    """A payment's money the card network moved (`inflow`: a capture, else a refund) that no merchant could be
+    booked for: clearing against suspense, so that the ledger still balances and the amount stays visible."""
+    sign = 1 if inflow else -1
+    return [Posting(clearing_id, AVAILABLE, -sign * amount), Posting(suspense_id, AVAILABLE, sign * amount)]

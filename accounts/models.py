@@ -279,3 +279,26 @@ class SettledPayment(models.Model):
 
     def __str__(self) -> str:
         return str(self.payment_id)
+
+
+class BookingAlert(models.Model):
+    """A payment event the ledger's bookings could not book as its rules say, whatever the retries: its amount
+    went to suspense instead (`suspense_entry`, empty when even that was impossible) for an operator to resolve,
+    and the bookings went on with the next event. Append-only, like the ledger (migration 0008)."""
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.UUIDField(unique=True, help_text="the payment event that could not be booked")
+    event_type = models.CharField(max_length=64)
+    payment_id = models.UUIDField(db_index=True)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    reason = models.TextField()
+    suspense_entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = "accounts_bookingalert"
+        managed = False
+
+    def __str__(self) -> str:
+        return f"{self.event_type} of payment {self.payment_id} not booked"

@@ -34,6 +34,7 @@ LEDGER_PAGES = frozenset(
         "accounts.hold",
         "accounts.settlementbatch",
         "accounts.settlementline",
+        "accounts.bookingalert",
     }
 )
 # What a role reads in the admin without any model permission of its own. Anything else a staff user sees

@@ -38,6 +38,9 @@ from accounts.domain import (
     InvalidLedgerRequest,
     Posting,
     TransferCompleted,
+    check_amount,
+    check_holds_funds,
+    check_movement,
     registered_pii_context,
     segregation_postings,
 )
@@ -53,7 +56,7 @@ from accounts.models import (
 )
 from fintech import eventstore
 from fintech.db import raw_cursor
-from fintech.money import Money, MoneyError, currency_exponent
+from fintech.money import MAX_MINOR, Money, MoneyError, currency_exponent
 from vault import services as vault_services
 
 
@@ -175,8 +178,10 @@ def account_open(
     _owner_check(owner_type, owner_id)
     if floor is _DEFAULT_FLOOR:
         floor = None if kind in UNBOUNDED_KINDS else 0
-    if floor is not None and (isinstance(floor, bool) or not isinstance(floor, int)):
-        raise InvalidLedgerRequest("floor must be an integer number of minor units, or null for none")
+    if floor is not None and (isinstance(floor, bool) or not isinstance(floor, int) or abs(floor) > MAX_MINOR):
+        raise InvalidLedgerRequest(
+            f"floor must be an integer number of minor units within ±{MAX_MINOR}, or null for none"
+        )
     with transaction.atomic():
         account_id = ledger.account_insert(
             owner_type=owner_type, owner_id=owner_id, currency=currency, kind=kind, floor=floor, actor=actor
@@ -198,12 +203,7 @@ def _owner_check(owner_type: str, owner_id: str) -> None:
 
 
 def _amount_check(amount: Money, *currencies: str) -> None:
-    if amount.minor <= 0:
-        raise InvalidLedgerRequest("the amount must be positive")
-    if any(currency != amount.currency for currency in currencies):
-        raise CurrencyMismatch(
-            f"the amount is in {amount.currency}, the accounts in {', '.join(sorted(set(currencies)))}"
-        )
+    check_amount(amount, *currencies, max_major=settings.LEDGER_MAX_AMOUNT)
 
 
 def _segregation(
@@ -229,12 +229,12 @@ def _lock_with_mirrors(
 
 def account_deposit(*, account_id: uuid.UUID, amount: Money, reference: str = "", actor: str) -> ledger.Entry:
     """Book money arriving from outside: against the segregated trust account for customer funds, against
-    clearing for the rest."""
+    clearing for the rest. MovementNotAllowed into a trust, clearing or suspense account; AmountTooLarge above
+    LEDGER_MAX_AMOUNT."""
     peeked = lock_objects.accounts_peek([account_id])
     kind, currency = peeked[account_id]
+    check_holds_funds(kind, "deposits")
     _amount_check(amount, currency)
-    if kind in UNBOUNDED_KINDS:
-        raise InvalidLedgerRequest(f"deposits go to customer, merchant or revenue accounts, not to {kind}")
     counter_kind = AccountKind.SEGREGATED_TRUST if kind == AccountKind.CUSTOMER_BALANCE else AccountKind.CLEARING
     counter = ledger.company_account_id(kind=counter_kind, currency=currency)
     entry_id = uuid.uuid4()
@@ -266,7 +266,8 @@ def transfer_create(
 ) -> Transfer:
     """Move `amount` from one account's available balance to another's, atomically. Raises InsufficientFunds
     (nothing written) when the source would fall below its floor, CurrencyMismatch when an account is in
-    another currency, InvalidLedgerRequest for a non-positive amount, one account twice or a trust account.
+    another currency, InvalidLedgerRequest for a non-positive amount or one account twice, MovementNotAllowed
+    between kinds the ledger rules keep apart (domain.MOVEMENTS), AmountTooLarge above LEDGER_MAX_AMOUNT.
     A caller-chosen `transfer_id` makes a resubmission return the first transfer instead of moving money
     twice (InvalidLedgerRequest when that id names another transfer)."""
     if transfer_id is not None:
@@ -299,9 +300,8 @@ def _transfer(
     if from_account == to_account:
         raise InvalidLedgerRequest("a transfer needs two different accounts")
     peeked = lock_objects.accounts_peek([from_account, to_account])
+    check_movement(peeked[from_account][0], peeked[to_account][0])
     _amount_check(amount, peeked[from_account][1], peeked[to_account][1])
-    if any(kind == AccountKind.SEGREGATED_TRUST for kind, _ in peeked.values()):
-        raise InvalidLedgerRequest("the segregated trust account moves only with customer funds")
     leaving, entering = _segregation(peeked, from_account, to_account)
     with transaction.atomic():
         accounts, trust, clearing = _lock_with_mirrors(peeked, leaving or entering, amount.currency)
@@ -357,8 +357,11 @@ def _transfer(
 
 
 def hold_place(*, account_id: uuid.UUID, amount: Money, reference: str = "", actor: str) -> Hold:
-    """Set funds aside, available → pending (a card authorization). InsufficientFunds below the floor."""
+    """Set funds aside, available → pending (a card authorization). InsufficientFunds below the floor,
+    MovementNotAllowed on a trust, clearing or suspense account (no floor: a hold there would take nothing from
+    anybody), AmountTooLarge above LEDGER_MAX_AMOUNT."""
     peeked = lock_objects.accounts_peek([account_id])
+    check_holds_funds(peeked[account_id][0], "holds")
     _amount_check(amount, peeked[account_id][1])
     hold = Hold(
         id=uuid.uuid4(),
@@ -410,16 +413,17 @@ def hold_release(*, hold_id: uuid.UUID, actor: str) -> Hold:
 
 def hold_settle(*, hold_id: uuid.UUID, to_account: uuid.UUID, actor: str) -> Hold:
     """Pay held funds out: pending of the held account → available of `to_account` (the capture of a card
-    authorization)."""
+    authorization). MovementNotAllowed between kinds the ledger rules keep apart, as for a transfer."""
     hold = Hold.objects.filter(id=hold_id).first()
     if hold is None:
         raise HoldNotFound(f"no hold {hold_id}")
     if hold.account_id == to_account:
         raise InvalidLedgerRequest("settle a hold into another account, or release it")
     peeked = lock_objects.accounts_peek([hold.account_id, to_account])
-    _amount_check(Money(hold.amount, hold.currency), peeked[to_account][1])
-    if peeked[to_account][0] == AccountKind.SEGREGATED_TRUST:
-        raise InvalidLedgerRequest("the segregated trust account moves only with customer funds")
+    check_movement(peeked[hold.account_id][0], peeked[to_account][0])
+    # No limit here: the hold was placed within it, and a limit lowered since must not strand held funds.
+    if peeked[to_account][1] != hold.currency:
+        raise CurrencyMismatch(f"the hold is in {hold.currency}, the account in {peeked[to_account][1]}")
     leaving, entering = _segregation(peeked, hold.account_id, to_account)
     with transaction.atomic():
         hold = _hold_locked(hold_id)

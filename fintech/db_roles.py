@@ -35,6 +35,7 @@ APPEND_ONLY = frozenset(
         "accounts_settlementbatch",
         "accounts_settlementline",
         "accounts_settledpayment",
+        "accounts_bookingalert",
         "vault_detokenizationaudit",
     }
 )

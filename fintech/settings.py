@@ -230,6 +230,11 @@ SPECTACULAR_SETTINGS = {
 PAYMENTS_ACQUIRER_GATEWAY = env("PAYMENTS_ACQUIRER_GATEWAY", "payments.gateway.SimulatorGateway")
 # The company's fee on a captured payment, in basis points of the captured amount (rounded half up).
 LEDGER_CAPTURE_FEE_BPS = int(env("LEDGER_CAPTURE_FEE_BPS", "360"))
+# The largest amount of one payment (PAYMENTS_MAX_AMOUNT) and of one deposit, transfer or hold
+# (LEDGER_MAX_AMOUNT), in major units of the currency: 10**9 is 1,000,000,000 JPY or 1,000,000,000.00 USD.
+# Bounded so that no single event can push a balance past what money can hold and stop the ledger's bookings.
+PAYMENTS_MAX_AMOUNT = int(env("PAYMENTS_MAX_AMOUNT", "1000000000"))
+LEDGER_MAX_AMOUNT = int(env("LEDGER_MAX_AMOUNT", "1000000000"))
 # The vault's key-encryption key: "local" (a Tink keyset file under VAULT_KEYS_DIR, created 0600 on first use,
 # or the whole keyset in VAULT_KEK_KEYSET) or "aws-kms" (the keyset file encrypted under VAULT_AWS_KMS_KEY_URI).
 VAULT_KEY_PROVIDER = env("VAULT_KEY_PROVIDER", "local")

@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -11,13 +12,14 @@ from rest_framework.views import APIView
 from accounts import policy
 from fintech.api import MoneyField, etag, expected_version_from, idempotent, no_card_numbers, register_problem
 from payments import services
-from payments.domain import InvalidAmount, InvalidTransition, PaymentError
+from payments.domain import AmountTooLarge, InvalidAmount, InvalidTransition, PaymentError, check_amount_limit
 from payments.gateway import AcquirerUnavailable
 from payments.selectors import payment_event_list
 from payments.serializers import EventOutputSerializer, PaymentOutputSerializer
 
 register_problem(InvalidTransition, status.HTTP_409_CONFLICT)
 register_problem(InvalidAmount, status.HTTP_400_BAD_REQUEST)
+register_problem(AmountTooLarge, status.HTTP_400_BAD_REQUEST)
 register_problem(services.UnknownPaymentMethod, status.HTTP_400_BAD_REQUEST)
 register_problem(services.PaymentNotFound, status.HTTP_404_NOT_FOUND)
 register_problem(AcquirerUnavailable, status.HTTP_502_BAD_GATEWAY)
@@ -48,6 +50,12 @@ class MerchantApi(APIView):
         )
 
 
+def payment_amount_bound(amount) -> None:
+    """MoneyField validator: 400 `amount_too_large` above PAYMENTS_MAX_AMOUNT before the token is looked up
+    (Payment.initiate checks the same limit)."""
+    check_amount_limit(amount, max_major=settings.PAYMENTS_MAX_AMOUNT)
+
+
 class PaymentCreateApi(MerchantApi):
     class InputSerializer(serializers.Serializer):
         class Meta:
@@ -60,7 +68,7 @@ class PaymentCreateApi(MerchantApi):
             # A card number sent here by mistake is refused before it can reach an event or a log.
             token = serializers.CharField(max_length=80, validators=[no_card_numbers])
 
-        amount = MoneyField()
+        amount = MoneyField(validators=[payment_amount_bound])
         payment_method = PaymentMethodSerializer()
         description = serializers.CharField(
             max_length=500, required=False, allow_blank=True, default="", validators=[no_card_numbers]

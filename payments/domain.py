@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from fintech.events import DomainEvent, upcaster
-from fintech.money import Money
+from fintech.money import MAX_MINOR, Money, currency_exponent
 
 AGGREGATE_TYPE = "payment"
 
@@ -44,6 +44,18 @@ class InvalidTransition(PaymentError):
 
 class InvalidAmount(PaymentError):
     code = "invalid_amount"
+
+
+class AmountTooLarge(InvalidAmount):
+    code = "amount_too_large"
+
+
+def check_amount_limit(amount: Money, *, max_major: int) -> None:
+    """AmountTooLarge above `max_major` major units of the amount's currency (scaled by its exponent: 1,000 is
+    1,000 JPY or 1,000.00 USD). Captures and refunds never exceed the initiated amount, so this bounds them too."""
+    limit = min(max_major * 10 ** currency_exponent(amount.currency), MAX_MINOR)
+    if amount.minor > limit:
+        raise AmountTooLarge(f"a payment is at most {Money(limit, amount.currency)}")
 
 
 # events ---------------------------------------------------------------------------------------------------
@@ -158,9 +170,13 @@ class Payment:
         description: str,
         initiated_by: str,
         now: dt.datetime,
+        max_amount: int | None = None,
     ) -> Payment:
+        """A new payment; `max_amount` (major units, PAYMENTS_MAX_AMOUNT) bounds its amount."""
         if not amount.is_positive():
             raise InvalidAmount("a payment amount must be positive")
+        if max_amount is not None:
+            check_amount_limit(amount, max_major=max_amount)
         if not merchant_id:
             raise PaymentError("a payment needs a merchant")
         payment = cls(id=payment_id)

@@ -93,7 +93,8 @@ def _change(
 def payment_initiate(
     *, merchant_id: str, amount: Money, payment_method_token: str, description: str = "", actor: str
 ) -> Payment:
-    """Start a payment for a merchant, paid with a vault token. Only the token, brand and last 4 are kept."""
+    """Start a payment for a merchant, paid with a vault token. Only the token, brand and last 4 are kept.
+    AmountTooLarge above PAYMENTS_MAX_AMOUNT."""
     card = token_describe(token=payment_method_token, merchant_id=merchant_id)
     if card is None:
         raise UnknownPaymentMethod("the payment method token is unknown or expired")
@@ -105,6 +106,7 @@ def payment_initiate(
         description=description,
         initiated_by=actor,
         now=timezone.now(),
+        max_amount=settings.PAYMENTS_MAX_AMOUNT,
     )
     return _save(payment, actor=actor)
 

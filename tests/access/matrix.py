@@ -79,6 +79,7 @@ ADMIN = {
     "accounts.transfer": LEDGER,
     "accounts.hold": LEDGER,
     "accounts.settlementbatch": LEDGER,
+    "accounts.bookingalert": LEDGER,
     "vault.card": _admin_row(_LOGIN, _LOGIN, 403, 403, 200, 200, 200),
     "vault.detokenizationaudit": SUPERUSERS,
     "payments.paymentstream": SUPERUSERS,

@@ -6,9 +6,9 @@ from fintech.money import Money
 
 class Command(BaseCommand):
     help = (
-        "Prove per currency that every journal entry balances, every account equals its postings, the balance "
-        "read models (table and Redis) equal the ledger, and customer funds equal the segregated trust account. "
-        "Exits non-zero on any difference."
+        "Prove per currency that every journal entry balances, every account equals its postings within its floor, "
+        "the balance read models (table and Redis) equal the ledger, and customer funds equal the segregated trust "
+        "account. Exits non-zero on any difference."
     )
 
     def handle(self, *args, **options):
