@@ -1,9 +1,16 @@
-"""Payment commands: load the aggregate from its events, let it decide, append what it decided.
+"""Payment commands: take the payment's lock, load the aggregate from its events, let it decide, append.
 
-The load needs no transaction around it: the append writes at the version that was loaded, and the database's
-compare-and-set on the stream rejects it (ConcurrencyConflict, nothing written) if the payment moved in
-between. Each command's write is therefore one single-statement transaction, and no transaction stays open
-while an authorization waits on the acquirer (an open transaction would hold the projections back).
+Every command on an existing payment runs in one transaction that first takes the payment's advisory lock
+(`pg_advisory_xact_lock`), so the commands of one payment run one after another: an authorization holds the
+payment while it waits on the acquirer, and N racing authorizations make one acquirer call (the others then
+find the payment authorized, or at another version than their If-Match). An advisory lock assigns no
+transaction id, so an authorization waiting on the acquirer does not hold the projections back (they read
+below the oldest running transaction id); nor is it an event, so versions and ETags are what they were. It
+costs one statement per command, and the transaction around it a BEGIN and a COMMIT.
+
+The append still writes at the version that was loaded, and the database's compare-and-set on the stream
+rejects it (ConcurrencyConflict, nothing written) if a writer that does not take the lock moved the payment in
+between: a command pinned by If-Match then fails its precondition, any other is re-run on the fresh state.
 """
 
 from __future__ import annotations
@@ -13,11 +20,13 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from fintech import eventstore
-from fintech.eventstore import PreconditionFailed
+from fintech.db import raw_cursor
+from fintech.eventstore import ConcurrencyConflict, PreconditionFailed, StreamAppend
 from fintech.money import Money
 from payments.domain import AGGREGATE_TYPE, Payment, PaymentError, PaymentMethod
 from payments.gateway import AcquirerGateway, AuthorizationRequest
@@ -64,8 +73,12 @@ def payment_load(*, payment_id: uuid.UUID, merchant_id: str | None = None) -> Pa
     return payment
 
 
-def _save(payment: Payment, *, actor: str) -> Payment:
-    eventstore.append(payment.id, payment.pending_events, payment.version, metadata={"actor": actor})
+def _save(payment: Payment, *, actor: str, savepoint: bool = True) -> Payment:
+    eventstore.append_streams(
+        [StreamAppend(payment.id, payment.pending_events, payment.version)],
+        metadata={"actor": actor},
+        savepoint=savepoint,
+    )
     payment.version += len(payment.pending_events)
     payment.pending_events.clear()
     return payment
@@ -76,6 +89,16 @@ def _check_expected(payment: Payment, expected_version: int | None) -> None:
         raise PreconditionFailed(f"payment {payment.id} is at version {payment.version}, not {expected_version}")
 
 
+# How many times a command without If-Match runs before a lost race answers ConcurrencyConflict.
+COMMAND_ATTEMPTS = 3
+
+
+def _payment_lock(payment_id: uuid.UUID) -> None:
+    # Held until the transaction ends. Taken before the load, so what is loaded is what the command decides on.
+    with raw_cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"payment:{payment_id}"])
+
+
 def _change(
     *,
     payment_id: uuid.UUID,
@@ -84,10 +107,22 @@ def _change(
     actor: str,
     decide: Callable[[Payment], None],
 ) -> Payment:
-    payment = payment_load(payment_id=payment_id, merchant_id=merchant_id)
-    _check_expected(payment, expected_version)
-    decide(payment)
-    return _save(payment, actor=actor)
+    attempts_left = COMMAND_ATTEMPTS
+    while True:
+        try:
+            with transaction.atomic():
+                _payment_lock(payment_id)
+                payment = payment_load(payment_id=payment_id, merchant_id=merchant_id)
+                _check_expected(payment, expected_version)
+                decide(payment)
+                # No savepoint of its own: a conflict leaves this block, whose rollback covers the append.
+                return _save(payment, actor=actor, savepoint=False)
+        except ConcurrencyConflict as conflict:
+            if expected_version is not None:
+                raise PreconditionFailed(f"payment {payment_id} moved past version {expected_version}") from conflict
+            attempts_left -= 1
+            if not attempts_left:
+                raise
 
 
 def payment_initiate(
@@ -114,35 +149,44 @@ def payment_authorize(
 ) -> Payment:
     """Ask the acquirer to authorize the payment's amount: authorized when approved, failed when declined.
 
-    AcquirerUnavailable leaves the payment initiated, to be retried.
+    The payment's lock is held during the acquirer call, so one authorization is asked for however many
+    requests race. The acquirer gets an idempotency key of the payment and the version it authorizes, the same
+    for a retry of this attempt. AcquirerUnavailable leaves the payment initiated, to be retried.
     """
-    payment = payment_load(payment_id=payment_id, merchant_id=merchant_id)
-    _check_expected(payment, expected_version)
-    payment.check_can_authorize()
-    result = acquirer_gateway().authorize(
-        AuthorizationRequest(
-            payment_id=payment.id,
-            merchant_id=payment.merchant_id,
-            amount=payment.amount,
-            token=payment.payment_method.token,
+
+    def decide(payment: Payment) -> None:
+        payment.check_can_authorize()
+        result = acquirer_gateway().authorize(
+            AuthorizationRequest(
+                payment_id=payment.id,
+                merchant_id=payment.merchant_id,
+                amount=payment.amount,
+                token=payment.payment_method.token,
+                idempotency_key=f"{payment.id}:{payment.version}",
+            )
         )
+        now = timezone.now()
+        if result.approved:
+            payment.authorize(
+                authorization_code=result.authorization_code,
+                card_network_response=result.network_response,
+                now=now,
+            )
+        else:
+            payment.fail(
+                reason=result.reason,
+                response_code=result.response_code,
+                card_network_response=result.network_response,
+                now=now,
+            )
+
+    return _change(
+        payment_id=payment_id,
+        merchant_id=merchant_id,
+        expected_version=expected_version,
+        actor=actor,
+        decide=decide,
     )
-    now = timezone.now()
-    if result.approved:
-        payment.authorize(
-            authorization_code=result.authorization_code,
-            card_network_response=result.network_response,
-            now=now,
-        )
-    else:
-        payment.fail(
-            reason=result.reason,
-            response_code=result.response_code,
-            card_network_response=result.network_response,
-            now=now,
-        )
-    # The compare-and-set at the version read above rejects a payment that moved during the call.
-    return _save(payment, actor=actor)
 
 
 def payment_capture(
