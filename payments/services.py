@@ -1,20 +1,25 @@
-"""Payment commands: take the payment's lock, load the aggregate from its events, let it decide, append.
+"""Payment commands: load the aggregate from its events, let it decide, append what it decided.
 
-Every command on an existing payment runs in one transaction that first takes the payment's advisory lock
-(`pg_advisory_xact_lock`), so the commands of one payment run one after another: an authorization holds the
-payment while it waits on the acquirer, and N racing authorizations make one acquirer call (the others then
-find the payment authorized, or at another version than their If-Match). An advisory lock assigns no
-transaction id, so an authorization waiting on the acquirer does not hold the projections back (they read
-below the oldest running transaction id); nor is it an event, so versions and ETags are what they were. It
-costs one statement per command, and the transaction around it a BEGIN and a COMMIT.
+The append writes at the version that was loaded, and the database's compare-and-set on the stream rejects it
+(ConcurrencyConflict, nothing written) if the payment moved in between. A command pinned by If-Match then fails
+its precondition (412); any other is re-run on the fresh state, up to COMMAND_ATTEMPTS times. Capture and
+refund need nothing more: each writes in one single-statement transaction, the fast path.
 
-The append still writes at the version that was loaded, and the database's compare-and-set on the stream
-rejects it (ConcurrencyConflict, nothing written) if a writer that does not take the lock moved the payment in
-between: a command pinned by If-Match then fails its precondition, any other is re-run on the fresh state.
+An authorization cannot be settled that way: it calls the acquirer between its load and its append, and the
+call cannot be taken back. So the commands a payment accepts while it is initiated, authorize and cancel, run
+in a transaction that first takes the payment's advisory lock (`pg_advisory_xact_lock`) and holds it until the
+append commits: N racing authorizations make one acquirer call (the others then find the payment authorized,
+or at another version than their If-Match), and a cancel sent during the call waits and then voids the
+authorization instead of leaving an orphan one at the acquirer. Capture and refund skip the lock: they apply
+only to a payment whose authorization is already recorded. An advisory lock assigns no transaction id, so an
+authorization waiting on the acquirer does not hold the projections back (they read below the oldest running
+transaction id); nor is it an event, so versions and ETags are what they were. It costs authorize and cancel
+three round trips: BEGIN, the lock, COMMIT.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Callable
@@ -106,17 +111,21 @@ def _change(
     expected_version: int | None,
     actor: str,
     decide: Callable[[Payment], None],
+    lock: bool = False,
 ) -> Payment:
+    # `lock`: for the commands a payment accepts while an authorization may be in flight (see the module's doc).
     attempts_left = COMMAND_ATTEMPTS
     while True:
         try:
-            with transaction.atomic():
-                _payment_lock(payment_id)
+            with transaction.atomic() if lock else contextlib.nullcontext():
+                if lock:
+                    _payment_lock(payment_id)
                 payment = payment_load(payment_id=payment_id, merchant_id=merchant_id)
                 _check_expected(payment, expected_version)
                 decide(payment)
-                # No savepoint of its own: a conflict leaves this block, whose rollback covers the append.
-                return _save(payment, actor=actor, savepoint=False)
+                # Under the lock no savepoint of its own: a conflict leaves the atomic block, whose rollback
+                # covers the append.
+                return _save(payment, actor=actor, savepoint=not lock)
         except ConcurrencyConflict as conflict:
             if expected_version is not None:
                 raise PreconditionFailed(f"payment {payment_id} moved past version {expected_version}") from conflict
@@ -186,6 +195,7 @@ def payment_authorize(
         expected_version=expected_version,
         actor=actor,
         decide=decide,
+        lock=True,
     )
 
 
@@ -243,7 +253,8 @@ def payment_cancel(
     merchant_id: str | None = None,
     expected_version: int | None = None,
 ) -> Payment:
-    """Cancel a payment that is initiated or authorized (a void, before capture)."""
+    """Cancel a payment that is initiated or authorized (a void, before capture). A cancel sent while the
+    payment's authorization waits on the acquirer waits for it, then voids what the acquirer answered."""
 
     def decide(payment: Payment) -> None:
         payment.cancel(reason=reason, now=timezone.now())
@@ -254,4 +265,5 @@ def payment_cancel(
         expected_version=expected_version,
         actor=actor,
         decide=decide,
+        lock=True,
     )

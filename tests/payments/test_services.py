@@ -334,6 +334,32 @@ def test_authorize_pinned_payment_moved_by_a_writer_without_the_lock_fails_its_p
     assert _types(payment.id) == ["PaymentInitiated", "PaymentCancelled"]
 
 
+class _TransactionIdProbe(RecordingGateway):
+    """Notes whether the authorizing transaction has a transaction id once the acquirer has answered."""
+
+    transaction_id = "not probed"
+
+    def authorize(self, request):
+        result = super().authorize(request)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id_if_assigned()")
+            self.transaction_id = cursor.fetchone()[0]
+        return result
+
+
+@pytest.mark.django_db(transaction=True)
+def test_authorize_waiting_on_the_acquirer_holds_no_transaction_id(make_payment, monkeypatch):
+    # given an authorization holding the payment's lock while the acquirer answers (and the card is decrypted)
+    payment = make_payment(INITIATED, merchant_id=unique_merchant_id())
+    probe = _TransactionIdProbe()
+    monkeypatch.setattr(services, "_gateway", probe)
+    # when
+    services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    # then its transaction had written nothing yet (the audit row went on its own connection), so it held no
+    # transaction id that would hold the projections back
+    assert probe.transaction_id is None
+
+
 def test_authorize_refused_transition_never_reaches_the_acquirer(make_payment, monkeypatch):
     payment = make_payment(AUTHORIZED)
     gateway = RecordingGateway()
