@@ -16,7 +16,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
-import psycopg.sql
 from django.db import DEFAULT_DB_ALIAS, connections
 
 
@@ -47,14 +46,9 @@ OWN_CONNECTION_NAME = "fintech-own"
 
 
 def _own_connection_new() -> psycopg.Connection:
-    # The settings of Django's own connection, so tests reach the test database and the same role is used.
-    wrapper = connections[DEFAULT_DB_ALIAS]
-    params = {**wrapper.get_connection_params(), "application_name": OWN_CONNECTION_NAME, "autocommit": True}
-    connection = psycopg.connect(**params)
-    role = wrapper.settings_dict["OPTIONS"].get("assume_role")
-    if role:
-        connection.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))
-    return connection
+    # The parameters of Django's own connection (server, user, database: the test database under tests).
+    params = connections[DEFAULT_DB_ALIAS].get_connection_params()
+    return psycopg.connect(**{**params, "application_name": OWN_CONNECTION_NAME, "autocommit": True})
 
 
 def own_connection_execute(sql: str, params: Sequence[Any]) -> None:

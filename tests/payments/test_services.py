@@ -261,23 +261,24 @@ def test_authorize_acquirer_unavailable_writes_nothing_and_stays_retryable(make_
 def test_authorize_cancel_sent_during_the_acquirer_call_waits_then_voids(make_payment, monkeypatch):
     # given a cancel sent while the acquirer is answering the payment's authorization
     payment = make_payment(INITIATED, merchant_id=unique_merchant_id())
-    cancels = []
+    cancel = {}
 
     def cancel_and_wait_until_it_queues(request):
-        thread = threading.Thread(target=lambda: cancels.append(_cancel_on_its_own_connection(request.payment_id)))
-        thread.start()
-        cancels.append(thread)
-        _wait_until_waiting_on_a_lock_or_done(thread)
+        def run():
+            cancel["result"] = _cancel_on_its_own_connection(request.payment_id)
+
+        cancel["thread"] = threading.Thread(target=run)
+        cancel["thread"].start()
+        _wait_until_waiting_on_a_lock_or_done(cancel["thread"])
 
     gateway = RecordingGateway(during=cancel_and_wait_until_it_queues)
     monkeypatch.setattr(services, "_gateway", gateway)
     # when
     authorized = services.payment_authorize(payment_id=payment.id, actor=ACTOR)
-    thread = cancels[0]
-    thread.join(timeout=30)
+    cancel["thread"].join(timeout=30)
     # then the cancel waited for the authorization to be recorded, and voided it after
     assert (authorized.status, authorized.version) == (AUTHORIZED, 2)
-    assert (cancels[1].status, cancels[1].version) == (CANCELLED, 3)
+    assert (cancel["result"].status, cancel["result"].version) == (CANCELLED, 3)
     assert _types(payment.id) == ["PaymentInitiated", "PaymentAuthorized", "PaymentCancelled"]
     assert len(gateway.requests) == 1
 
