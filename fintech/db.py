@@ -1,14 +1,21 @@
-"""A cursor straight on the psycopg connection Django manages, for the hot paths of every command.
+"""Raw database access for the hot paths, and a connection of one's own for records that must outlive a
+rollback.
 
-Same session and transactions as the ORM (atomic blocks included), errors still mapped to Django's; what it
-saves is the ORM's query building and Django's cursor wrapper, which together cost more client time than the
-statement itself on the paths every payment takes (the event store, the vault's card reads and audit rows).
+`raw_cursor` is a cursor straight on the psycopg connection Django manages: same session and transactions as
+the ORM (atomic blocks included), errors still mapped to Django's; what it saves is the ORM's query building
+and Django's cursor wrapper, which together cost more client time than the statement itself on the paths every
+payment takes (the event store, the vault's card reads).
+
+`own_connection_execute` writes on a second, autocommit connection per thread: what it writes is committed at
+once and stays whatever the caller's transaction does (the vault's detokenisation audit).
 """
 
 import contextlib
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
 
 
@@ -21,3 +28,54 @@ def raw_cursor() -> Iterator[Any]:
         wrapper.ensure_connection()
     with wrapper.wrap_database_errors, wrapper.connection.cursor() as cursor:
         yield cursor
+
+
+class _OwnConnection:
+    """One thread's autocommit connection; closed when the thread ends and its thread-local goes away."""
+
+    def __init__(self, connection: psycopg.Connection) -> None:
+        self.connection = connection
+
+    def __del__(self) -> None:
+        self.connection.close()
+
+
+_own = threading.local()
+# How the own connections show in pg_stat_activity.
+OWN_CONNECTION_NAME = "fintech-own"
+
+
+def _own_connection_new() -> psycopg.Connection:
+    # The parameters of Django's own connection (server, user, database: the test database under tests).
+    params = connections[DEFAULT_DB_ALIAS].get_connection_params()
+    return psycopg.connect(**{**params, "application_name": OWN_CONNECTION_NAME, "autocommit": True})
+
+
+def own_connection_execute(sql: str, params: Sequence[Any]) -> None:
+    """Run one statement on this thread's own autocommit connection: it is committed when this returns,
+    whatever becomes of the caller's transaction (a record that must survive the caller's rollback).
+
+    The connection is opened on first use and kept for the thread; one that the server has dropped is replaced
+    and the statement sent once more."""
+    held = getattr(_own, "held", None)
+    if held is not None and not held.connection.closed:
+        try:
+            held.connection.execute(sql, params)
+        except psycopg.OperationalError:
+            # Dropped since its last use (server restart, idle timeout): sent again on a new connection, so a
+            # record is at worst written twice, never lost.
+            if not held.connection.closed and not held.connection.broken:
+                raise
+        else:
+            return
+    _own.held = _OwnConnection(_own_connection_new())
+    _own.held.connection.execute(sql, params)
+
+
+def own_connection_close() -> None:
+    """Close this thread's own connection, if it has one (the test database cannot be dropped while it is
+    open)."""
+    held = getattr(_own, "held", None)
+    if held is not None:
+        _own.held = None
+        held.connection.close()

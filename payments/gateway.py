@@ -12,7 +12,9 @@ as a system actor, and every such call is audited by the vault.
 
 from __future__ import annotations
 
+import collections
 import secrets
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -35,6 +37,9 @@ class AuthorizationRequest:
     merchant_id: str
     amount: Money
     token: str
+    # Names the attempt: the acquirer answers a request it has seen before with the answer it gave, and
+    # authorizes nothing a second time (a retry after a lost answer, a crash).
+    idempotency_key: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +52,8 @@ class AuthorizationResult:
 
 
 class AcquirerGateway(Protocol):
+    """Authorizes once per `request.idempotency_key`: a key seen before gets the answer it got then."""
+
     def authorize(self, request: AuthorizationRequest) -> AuthorizationResult: ...
 
 
@@ -61,10 +68,39 @@ DECLINE_RANGE = range(2000, 3000)
 NETWORK_ERROR_AMOUNT = 3000
 
 
+@dataclass
+class _Attempt:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    result: AuthorizationResult | None = None
+
+
 class SimulatorGateway:
-    """A sandbox acquirer: deterministic answers keyed on the amount and the test card, no network."""
+    """A sandbox acquirer: deterministic answers keyed on the amount and the test card, no network.
+
+    It honours idempotency keys as acquirers do, within the process: a key it has answered gets the same
+    answer again without a second look at the card (the last KEYS_KEPT keys are remembered); a network error
+    is no answer, so its key may be tried again."""
+
+    KEYS_KEPT = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._attempts: collections.OrderedDict[str, _Attempt] = collections.OrderedDict()
 
     def authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
+        with self._lock:
+            attempt = self._attempts.get(request.idempotency_key)
+            if attempt is None:
+                attempt = self._attempts[request.idempotency_key] = _Attempt()
+                if len(self._attempts) > self.KEYS_KEPT:
+                    self._attempts.popitem(last=False)
+        # Requests with one key run one at a time; other keys do not wait for them.
+        with attempt.lock:
+            if attempt.result is None:
+                attempt.result = self._authorize(request)
+            return attempt.result
+
+    def _authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
         minor = request.amount.minor
         reference = f"sim_{uuid.uuid4().hex[:16]}"
         if minor == NETWORK_ERROR_AMOUNT:

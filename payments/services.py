@@ -1,23 +1,37 @@
 """Payment commands: load the aggregate from its events, let it decide, append what it decided.
 
-The load needs no transaction around it: the append writes at the version that was loaded, and the database's
-compare-and-set on the stream rejects it (ConcurrencyConflict, nothing written) if the payment moved in
-between. Each command's write is therefore one single-statement transaction, and no transaction stays open
-while an authorization waits on the acquirer (an open transaction would hold the projections back).
+The append writes at the version that was loaded, and the database's compare-and-set on the stream rejects it
+(ConcurrencyConflict, nothing written) if the payment moved in between. A command pinned by If-Match then fails
+its precondition (412); any other is re-run on the fresh state, up to COMMAND_ATTEMPTS times. Capture and
+refund need nothing more: each writes in one single-statement transaction, the fast path.
+
+An authorization cannot be settled that way: it calls the acquirer between its load and its append, and the
+call cannot be taken back. So the commands a payment accepts while it is initiated, authorize and cancel, run
+in a transaction that first takes the payment's advisory lock (`pg_advisory_xact_lock`) and holds it until the
+append commits: N racing authorizations make one acquirer call (the others then find the payment authorized,
+or at another version than their If-Match), and a cancel sent during the call waits and then voids the
+authorization instead of leaving an orphan one at the acquirer. Capture and refund skip the lock: they apply
+only to a payment whose authorization is already recorded. An advisory lock assigns no transaction id, so an
+authorization waiting on the acquirer does not hold the projections back (they read below the oldest running
+transaction id); nor is it an event, so versions and ETags are what they were. It costs authorize and cancel
+three round trips: BEGIN, the lock, COMMIT.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from fintech import eventstore
-from fintech.eventstore import PreconditionFailed
+from fintech.db import raw_cursor
+from fintech.eventstore import ConcurrencyConflict, PreconditionFailed, StreamAppend
 from fintech.money import Money
 from payments.domain import AGGREGATE_TYPE, Payment, PaymentError, PaymentMethod
 from payments.gateway import AcquirerGateway, AuthorizationRequest
@@ -64,8 +78,12 @@ def payment_load(*, payment_id: uuid.UUID, merchant_id: str | None = None) -> Pa
     return payment
 
 
-def _save(payment: Payment, *, actor: str) -> Payment:
-    eventstore.append(payment.id, payment.pending_events, payment.version, metadata={"actor": actor})
+def _save(payment: Payment, *, actor: str, savepoint: bool = True) -> Payment:
+    eventstore.append_streams(
+        [StreamAppend(payment.id, payment.pending_events, payment.version)],
+        metadata={"actor": actor},
+        savepoint=savepoint,
+    )
     payment.version += len(payment.pending_events)
     payment.pending_events.clear()
     return payment
@@ -76,6 +94,16 @@ def _check_expected(payment: Payment, expected_version: int | None) -> None:
         raise PreconditionFailed(f"payment {payment.id} is at version {payment.version}, not {expected_version}")
 
 
+# How many times a command without If-Match runs before a lost race answers ConcurrencyConflict.
+COMMAND_ATTEMPTS = 3
+
+
+def _payment_lock(payment_id: uuid.UUID) -> None:
+    # Held until the transaction ends. Taken before the load, so what is loaded is what the command decides on.
+    with raw_cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"payment:{payment_id}"])
+
+
 def _change(
     *,
     payment_id: uuid.UUID,
@@ -83,11 +111,27 @@ def _change(
     expected_version: int | None,
     actor: str,
     decide: Callable[[Payment], None],
+    lock: bool = False,
 ) -> Payment:
-    payment = payment_load(payment_id=payment_id, merchant_id=merchant_id)
-    _check_expected(payment, expected_version)
-    decide(payment)
-    return _save(payment, actor=actor)
+    # `lock`: for the commands a payment accepts while an authorization may be in flight (see the module's doc).
+    attempts_left = COMMAND_ATTEMPTS
+    while True:
+        try:
+            with transaction.atomic() if lock else contextlib.nullcontext():
+                if lock:
+                    _payment_lock(payment_id)
+                payment = payment_load(payment_id=payment_id, merchant_id=merchant_id)
+                _check_expected(payment, expected_version)
+                decide(payment)
+                # Under the lock no savepoint of its own: a conflict leaves the atomic block, whose rollback
+                # covers the append.
+                return _save(payment, actor=actor, savepoint=not lock)
+        except ConcurrencyConflict as conflict:
+            if expected_version is not None:
+                raise PreconditionFailed(f"payment {payment_id} moved past version {expected_version}") from conflict
+            attempts_left -= 1
+            if not attempts_left:
+                raise
 
 
 def payment_initiate(
@@ -116,35 +160,45 @@ def payment_authorize(
 ) -> Payment:
     """Ask the acquirer to authorize the payment's amount: authorized when approved, failed when declined.
 
-    AcquirerUnavailable leaves the payment initiated, to be retried.
+    The payment's lock is held during the acquirer call, so one authorization is asked for however many
+    requests race. The acquirer gets an idempotency key of the payment and the version it authorizes, the same
+    for a retry of this attempt. AcquirerUnavailable leaves the payment initiated, to be retried.
     """
-    payment = payment_load(payment_id=payment_id, merchant_id=merchant_id)
-    _check_expected(payment, expected_version)
-    payment.check_can_authorize()
-    result = acquirer_gateway().authorize(
-        AuthorizationRequest(
-            payment_id=payment.id,
-            merchant_id=payment.merchant_id,
-            amount=payment.amount,
-            token=payment.payment_method.token,
+
+    def decide(payment: Payment) -> None:
+        payment.check_can_authorize()
+        result = acquirer_gateway().authorize(
+            AuthorizationRequest(
+                payment_id=payment.id,
+                merchant_id=payment.merchant_id,
+                amount=payment.amount,
+                token=payment.payment_method.token,
+                idempotency_key=f"{payment.id}:{payment.version}",
+            )
         )
+        now = timezone.now()
+        if result.approved:
+            payment.authorize(
+                authorization_code=result.authorization_code,
+                card_network_response=result.network_response,
+                now=now,
+            )
+        else:
+            payment.fail(
+                reason=result.reason,
+                response_code=result.response_code,
+                card_network_response=result.network_response,
+                now=now,
+            )
+
+    return _change(
+        payment_id=payment_id,
+        merchant_id=merchant_id,
+        expected_version=expected_version,
+        actor=actor,
+        decide=decide,
+        lock=True,
     )
-    now = timezone.now()
-    if result.approved:
-        payment.authorize(
-            authorization_code=result.authorization_code,
-            card_network_response=result.network_response,
-            now=now,
-        )
-    else:
-        payment.fail(
-            reason=result.reason,
-            response_code=result.response_code,
-            card_network_response=result.network_response,
-            now=now,
-        )
-    # The compare-and-set at the version read above rejects a payment that moved during the call.
-    return _save(payment, actor=actor)
 
 
 def payment_capture(
@@ -201,7 +255,8 @@ def payment_cancel(
     merchant_id: str | None = None,
     expected_version: int | None = None,
 ) -> Payment:
-    """Cancel a payment that is initiated or authorized (a void, before capture)."""
+    """Cancel a payment that is initiated or authorized (a void, before capture). A cancel sent while the
+    payment's authorization waits on the acquirer waits for it, then voids what the acquirer answered."""
 
     def decide(payment: Payment) -> None:
         payment.cancel(reason=reason, now=timezone.now())
@@ -212,4 +267,5 @@ def payment_cancel(
         expected_version=expected_version,
         actor=actor,
         decide=decide,
+        lock=True,
     )

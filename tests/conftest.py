@@ -6,6 +6,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.services import api_token_issue
+from fintech.db import own_connection_close
 
 
 @pytest.fixture(autouse=True)
@@ -58,3 +59,11 @@ def run_concurrently() -> Callable[..., list[tuple[str, object]]]:
         return results
 
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_connection_closed(django_db_setup):
+    """The audit's own connection (fintech.db) of the main thread is closed before the test database is
+    dropped, which PostgreSQL refuses while a session is connected to it."""
+    yield
+    own_connection_close()

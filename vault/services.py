@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import policy
-from fintech.db import raw_cursor
+from fintech.db import own_connection_execute, raw_cursor
 from vault import keys
 from vault.domain import (
     CardNumber,
@@ -139,25 +139,27 @@ def _printable(text: object, limit: int) -> str:
 
 
 def _audit(*, actor, token: str, purpose: str, outcome: str, channel: str) -> None:
-    # Every authorization writes one: fixed SQL on the raw cursor (fintech.db) rather than the ORM.
-    with raw_cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO vault_detokenizationaudit (occurred_at, actor, user_id, token, purpose, outcome, channel) "
-            "VALUES (now(), %s, %s, %s, %s, %s, %s)",
-            [
-                _printable(getattr(actor, "username", None) or actor, 150),
-                getattr(actor, "pk", None),
-                str(token) if TOKEN_PATTERN.match(str(token)) else _printable(token, 64),
-                _printable(purpose, 500),
-                outcome,
-                channel,
-            ],
-        )
+    # On a connection of its own, committed before the number is handed out: the caller's transaction may
+    # still roll back (a 409, a 502 from the acquirer, an idempotency rollback), and the decryption it would
+    # take with it really happened. Every authorization writes one: fixed SQL rather than the ORM.
+    own_connection_execute(
+        "INSERT INTO vault_detokenizationaudit (occurred_at, actor, user_id, token, purpose, outcome, channel) "
+        "VALUES (now(), %s, %s, %s, %s, %s, %s)",
+        [
+            _printable(getattr(actor, "username", None) or actor, 150),
+            getattr(actor, "pk", None),
+            str(token) if TOKEN_PATTERN.match(str(token)) else _printable(token, 64),
+            _printable(purpose, 500),
+            outcome,
+            channel,
+        ],
+    )
 
 
 def card_detokenize(*, token: str, purpose: str, actor, channel: str = "api") -> str:
     """The card number behind a token, for an actor holding vault.detokenize (the CDE role). Every attempt,
-    refused or failed ones included, leaves an audit row."""
+    refused or failed ones included, leaves an audit row, committed before this returns or raises even when
+    the caller's transaction later rolls back."""
     if not may_detokenize(actor):
         _audit(actor=actor, token=token, purpose=purpose, outcome=DetokenizationAudit.DENIED, channel=channel)
         raise DetokenizationDenied("detokenisation needs the CDE role")

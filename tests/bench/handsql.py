@@ -5,10 +5,12 @@ sends, in autocommit, each its own transaction:
 
 - initiate: SELECT the merchant's card by token (token_describe: every column, as the ORM selects them),
   check its expiry, INSERT the first event with the card's token, brand and last 4.
-- authorize: SELECT the stream's events; SELECT the card again by token and merchant (the gateway's
-  token_status), check its expiry; SELECT it by token (card_detokenize), unwrap its data key with the KEK (Tink
-  AEAD, associated data `vault.card:<token>:key`), decrypt the number (`vault.card:<token>:number`), INSERT the
-  detokenisation audit row; then INSERT the authorization event numbered from the version read.
+- authorize, in one transaction (BEGIN ... COMMIT) that first takes the payment's advisory lock: SELECT the
+  stream's events; SELECT the card again by token and merchant (the gateway's token_status), check its expiry;
+  SELECT it by token (card_detokenize), unwrap its data key with the KEK (Tink AEAD, associated data
+  `vault.card:<token>:key`), decrypt the number (`vault.card:<token>:number`), INSERT the detokenisation audit
+  row on a second, autocommit connection (opened at the first audit, as the vault's own connection); then
+  INSERT the authorization event numbered from the version read.
 - capture: SELECT the stream's events; INSERT the capture event.
 
 Each event INSERT returns (position, transaction id, created_at); the insert trigger on fintech_event creates
@@ -43,6 +45,7 @@ INSERT_EVENT = (
     "metadata, version, occurred_at) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s) "
     "RETURNING position, transaction_id::text::bigint, created_at"
 )
+LOCK_PAYMENT = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 SELECT_STREAM = (
     "SELECT event_id, aggregate_id, aggregate_type, event_type, event_version, event_data, metadata, version, "
     "occurred_at, created_at, transaction_id::text::bigint, position FROM fintech_event "
@@ -106,9 +109,17 @@ class HandWrittenPayments:
     def __init__(self, conninfo: str, vault_keys: VaultKeys) -> None:
         # Autocommit: each statement is its own transaction, as in the service layer.
         self.conn = psycopg.connect(conninfo, autocommit=True)
+        self.conninfo = conninfo
+        self.audit_conn: psycopg.Connection | None = None
         self.provider = vault_keys.key_provider()
 
+    def close_audit_connection(self) -> None:
+        if self.audit_conn is not None:
+            self.audit_conn.close()
+            self.audit_conn = None
+
     def close(self) -> None:
+        self.close_audit_connection()
         self.conn.close()
 
     def _execute(self, query: str, params: tuple) -> psycopg.Cursor:
@@ -160,7 +171,9 @@ class HandWrittenPayments:
             raise BenchError(f"card {token} is gone")
         dek = keys.dek_unwrap(self.provider, card[WRAPPED_KEY], context=_card_context(token, "key"))
         number = dek.decrypt(card[NUMBER_CIPHERTEXT], _card_context(token, "number")).decode()
-        self._execute(
+        if self.audit_conn is None:
+            self.audit_conn = psycopg.connect(self.conninfo, autocommit=True)
+        self.audit_conn.execute(
             INSERT_AUDIT,
             (
                 dt.datetime.now(dt.UTC),
@@ -175,6 +188,11 @@ class HandWrittenPayments:
         return number
 
     def authorize(self, *, payment_id: uuid.UUID) -> None:
+        with self.conn.transaction():
+            self._execute(LOCK_PAYMENT, (f"payment:{payment_id}",))
+            self._authorize(payment_id=payment_id)
+
+    def _authorize(self, *, payment_id: uuid.UUID) -> None:
         rows = self._load(payment_id, "PaymentInitiated")
         initiated = rows[0][EVENT_DATA]
         merchant_id, token = initiated["merchant_id"], initiated["payment_method"]["token"]

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_token_issue
 from fintech.models import Event, IdempotencyRecord
+from payments import services
 from payments.domain import AUTHORIZED, CANCELLED, CAPTURED, FAILED, INITIATED, PARTIALLY_REFUNDED, REFUNDED
 from tests.payments.helpers import (
     DECLINED,
@@ -21,10 +22,12 @@ from tests.payments.helpers import (
     MASTERCARD,
     MERCHANT,
     OTHER_MERCHANT,
+    RecordingGateway,
+    append_bypassing_the_lock,
     card_token,
     unique_merchant_id,
 )
-from vault.models import Card
+from vault.models import Card, DetokenizationAudit
 
 pytestmark = pytest.mark.django_db
 
@@ -1044,7 +1047,59 @@ def test_concurrent_identical_captures_with_one_key_capture_once(run_concurrentl
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_captures_without_key_capture_once(run_concurrently):
+def test_concurrent_authorizations_reach_the_acquirer_once(run_concurrently, monkeypatch):
+    # given a payment, and a gateway recording what reaches the acquirer (the real simulator underneath)
+    token, _, card = _concurrent_user()
+    payment = _payment(_client_for(token), INITIATED, card=card)
+    gateway = RecordingGateway()
+    monkeypatch.setattr(services, "_gateway", gateway)
+
+    def authorize(index: int):
+        # Each with its own Idempotency-Key; half of them pin the version they saw.
+        headers = {"Idempotency-Key": f"authorize-{index}", **({"If-Match": '"1"'} if index % 2 else {})}
+        return lambda: _act(_client_for(token), payment["id"], "authorize", {}, headers=headers)
+
+    # when eight authorize requests race
+    results = run_concurrently(*[authorize(index) for index in range(8)])
+    # then one was authorized, the seven others refused: 409 or 412, never a second acquirer call
+    assert [kind for kind, _ in results] == ["ok"] * 8, results
+    responses = [value for _, value in results]
+    [winner] = [r for r in responses if r.status_code == 200]
+    assert (winner.json()["status"], winner.json()["version"]) == (AUTHORIZED, 2)
+    losers = [r for r in responses if r is not winner]
+    assert {r.status_code for r in losers} <= {409, 412}, [r.status_code for r in responses]
+    for response in losers:
+        code = "precondition_failed" if response.status_code == 412 else "invalid_transition"
+        _assert_problem(response, response.status_code, code)
+    assert len(gateway.requests) == 1
+    assert gateway.requests[0].idempotency_key == f"{payment['id']}:1"
+    # and the card was decrypted once, by the gateway
+    [audit] = DetokenizationAudit.objects.filter(token=card)
+    assert (audit.outcome, audit.channel) == ("granted", "gateway")
+    assert [e["version"] for e in _events(_client_for(token), payment["id"])] == [1, 2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_captures_with_the_same_if_match_one_wins_the_others_412(run_concurrently):
+    # given an authorized payment at version 2
+    token, _, card = _concurrent_user()
+    payment = _payment(_client_for(token), AUTHORIZED, card=card)
+
+    def capture():
+        return _act(_client_for(token), payment["id"], "capture", {}, headers={"If-Match": '"2"'})
+
+    # when four captures pinned to version 2 race
+    responses = [value for kind, value in run_concurrently(*[capture] * 4) if kind == "ok"]
+    # then one captures, and the three that lost are told their precondition failed, never 409
+    assert sorted(r.status_code for r in responses) == [200, 412, 412, 412]
+    for response in responses:
+        if response.status_code == 412:
+            _assert_problem(response, 412, "precondition_failed")
+    assert [e["event_type"] for e in _events(_client_for(token), payment["id"])].count("PaymentCaptured") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_captures_without_if_match_one_wins_the_others_see_it_captured(run_concurrently):
     token, _, card = _concurrent_user()
     client = _client_for(token)
     payment = _payment(client, AUTHORIZED, card=card)
@@ -1052,16 +1107,72 @@ def test_concurrent_captures_without_key_capture_once(run_concurrently):
     def capture():
         return _act(_client_for(token), payment["id"], "capture", {})
 
-    results = run_concurrently(capture, capture)
-    assert [kind for kind, _ in results] == ["ok", "ok"], results
-    statuses = sorted(value.status_code for _, value in results)
-    assert statuses == [200, 409]
-    [conflict] = [value for _, value in results if value.status_code == 409]
-    assert conflict.json()["code"] in {"invalid_transition", "concurrency_conflict"}
+    responses = [value for kind, value in run_concurrently(*[capture] * 4) if kind == "ok"]
+    assert sorted(r.status_code for r in responses) == [200, 409, 409, 409]
+    for response in responses:
+        if response.status_code == 409:
+            _assert_problem(response, 409, "invalid_transition")
     assert [e["event_type"] for e in _events(client, payment["id"])].count("PaymentCaptured") == 1
 
 
-# schema and docs ------------------------------------------------------------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_partial_refunds_without_if_match_both_succeed(run_concurrently):
+    # given a captured payment of 1000
+    token, _, card = _concurrent_user()
+    client = _client_for(token)
+    payment = _payment(client, CAPTURED, card=card)
+
+    def refund(minor):
+        return lambda: _act(_client_for(token), payment["id"], "refunds", {"amount": _money(minor)})
+
+    # when two partial refunds that fit together race
+    results = run_concurrently(refund(300), refund(400))
+    # then both are made, one after the other
+    assert [value.status_code for _, value in results] == [200, 200], results
+    assert sorted(value.json()["version"] for _, value in results) == [4, 5]
+    events = _events(client, payment["id"])
+    assert [e["event_type"] for e in events][-2:] == ["PaymentRefunded", "PaymentRefunded"]
+    assert sorted(e["data"]["refunded_amount"]["amount"] for e in events[-2:]) == [300, 400]
+
+
+# the detokenisation audit outlives the request's transaction -----------------------------------------------
+def test_authorize_answer_lost_502_rolls_back_but_keeps_the_decryption_audited(
+    merchant_client, visa_token, monkeypatch
+):
+    # given an authorization whose answer is lost after the acquirer saw the card
+    payment = _payment(merchant_client, INITIATED, card=visa_token)
+    monkeypatch.setattr(services, "_gateway", RecordingGateway(lost_answers=1))
+    # when it is sent with an Idempotency-Key, whose transaction rolls back on a 502
+    response = _act(merchant_client, payment["id"], "authorize", {}, headers={"Idempotency-Key": "lost-answer"})
+    # then nothing of the request stays but the record of the decryption
+    _assert_problem(response, 502, "acquirer_unavailable")
+    assert len(_events(merchant_client, payment["id"])) == 1
+    assert not IdempotencyRecord.objects.filter(key="lost-answer").exists()
+    [audit] = DetokenizationAudit.objects.filter(token=visa_token)
+    assert (audit.outcome, audit.channel) == ("granted", "gateway")
+    assert audit.purpose == f"authorization of payment {payment['id']}"
+
+
+def test_authorize_409_rolls_back_but_keeps_the_decryption_audited(merchant_client, visa_token, monkeypatch):
+    # given a payment that a writer bypassing the payment's lock cancels during every acquirer call (in the
+    # request's own transaction, so the rollback takes the cancellations too)
+    payment = _payment(merchant_client, INITIATED, card=visa_token)
+
+    def cancelled_meanwhile(request):
+        append_bypassing_the_lock(request.payment_id, lambda p: p.cancel(reason="raced", now=timezone.now()))
+
+    gateway = RecordingGateway(during=cancelled_meanwhile)
+    monkeypatch.setattr(services, "_gateway", gateway)
+    # when the authorization loses every attempt
+    response = _act(merchant_client, payment["id"], "authorize", {}, headers={"Idempotency-Key": "lost-race"})
+    # then it answers 409, everything it did is rolled back, and the decryption is still on record, once: every
+    # attempt had the same idempotency key
+    _assert_problem(response, 409, "concurrency_conflict")
+    assert len(gateway.requests) == services.COMMAND_ATTEMPTS
+    assert [e["event_type"] for e in _events(merchant_client, payment["id"])] == ["PaymentInitiated"]
+    assert DetokenizationAudit.objects.filter(token=visa_token, outcome="granted").count() == 1
+
+
 def test_openapi_schema_is_served(client):
     response = client.get("/api/schema/")
     assert response.status_code == 200

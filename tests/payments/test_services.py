@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 import uuid
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from fintech import eventstore
 from fintech.eventstore import ConcurrencyConflict, PreconditionFailed
@@ -25,7 +28,7 @@ from payments.domain import (
     InvalidTransition,
     PaymentInitiated,
 )
-from payments.gateway import AcquirerUnavailable, AuthorizationResult, SimulatorGateway
+from payments.gateway import AcquirerUnavailable, SimulatorGateway
 from payments.selectors import payment_event_list
 from tests.payments.helpers import (
     ACTOR,
@@ -37,7 +40,10 @@ from tests.payments.helpers import (
     MERCHANT,
     OTHER_MERCHANT,
     VISA,
+    RecordingGateway,
+    append_bypassing_the_lock,
     card_token,
+    in_other_thread,
     jpy,
     unique_merchant_id,
 )
@@ -251,41 +257,143 @@ def test_authorize_acquirer_unavailable_writes_nothing_and_stays_retryable(make_
     assert services.payment_cancel(payment_id=payment.id, actor=ACTOR).status == CANCELLED
 
 
-class _ScriptedGateway:
-    """Answers like the simulator but runs `during` while "talking to the acquirer"."""
+@pytest.mark.django_db(transaction=True)
+def test_authorize_cancel_sent_during_the_acquirer_call_waits_then_voids(make_payment, monkeypatch):
+    # given a cancel sent while the acquirer is answering the payment's authorization
+    payment = make_payment(INITIATED, merchant_id=unique_merchant_id())
+    cancel = {}
 
-    def __init__(self, during):
-        self.during = during
-        self.calls = 0
+    def cancel_and_wait_until_it_queues(request):
+        def run():
+            cancel["result"] = _cancel_on_its_own_connection(request.payment_id)
 
-    def authorize(self, request):
-        self.calls += 1
-        self.during(request)
-        return AuthorizationResult(approved=True, response_code="00", reason="approved", authorization_code="ABC123")
+        cancel["thread"] = threading.Thread(target=run)
+        cancel["thread"].start()
+        _wait_until_waiting_on_a_lock_or_done(cancel["thread"])
 
-
-def test_authorize_payment_moved_during_acquirer_call_raises_conflict(make_payment, monkeypatch):
-    # given a payment cancelled while the acquirer is answering its authorization
-    payment = make_payment(INITIATED)
-    gateway = _ScriptedGateway(
-        lambda request: services.payment_cancel(payment_id=request.payment_id, reason="raced", actor=ACTOR)
-    )
+    gateway = RecordingGateway(during=cancel_and_wait_until_it_queues)
     monkeypatch.setattr(services, "_gateway", gateway)
     # when
-    with pytest.raises(ConcurrencyConflict):
+    authorized = services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    cancel["thread"].join(timeout=30)
+    # then the cancel waited for the authorization to be recorded, and voided it after
+    assert (authorized.status, authorized.version) == (AUTHORIZED, 2)
+    assert (cancel["result"].status, cancel["result"].version) == (CANCELLED, 3)
+    assert _types(payment.id) == ["PaymentInitiated", "PaymentAuthorized", "PaymentCancelled"]
+    assert len(gateway.requests) == 1
+
+
+def _cancel_on_its_own_connection(payment_id: uuid.UUID):
+    try:
+        return services.payment_cancel(payment_id=payment_id, reason="raced", actor=ACTOR)
+    finally:
+        connection.close()
+
+
+def _wait_until_waiting_on_a_lock_or_done(thread: threading.Thread) -> None:
+    # Polls the server rather than sleeping a guessed time: done when the other session waits on a lock.
+    deadline = time.monotonic() + 10
+    while thread.is_alive() and time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            # Inside the authorization's transaction: the statistics views are read once per transaction unless
+            # told otherwise.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event = 'advisory' AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.01)
+
+
+def _cancelled_bypassing_the_lock(request) -> None:
+    in_other_thread(
+        lambda: append_bypassing_the_lock(request.payment_id, lambda p: p.cancel(reason="raced", now=timezone.now()))
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_authorize_payment_moved_by_a_writer_without_the_lock_is_rerun_and_refused(make_payment, monkeypatch):
+    # given a payment cancelled, by a writer that does not take the payment's lock, during the acquirer call
+    payment = make_payment(INITIATED, merchant_id=unique_merchant_id())
+    gateway = RecordingGateway(during=_cancelled_bypassing_the_lock)
+    monkeypatch.setattr(services, "_gateway", gateway)
+    # when, then the compare-and-set refuses the authorization, and the re-run finds the payment cancelled
+    with pytest.raises(InvalidTransition):
         services.payment_authorize(payment_id=payment.id, actor=ACTOR)
-    # then the authorization was not appended over the cancellation
-    assert gateway.calls == 1
+    assert len(gateway.requests) == 1
     assert _types(payment.id) == ["PaymentInitiated", "PaymentCancelled"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_authorize_pinned_payment_moved_by_a_writer_without_the_lock_fails_its_precondition(make_payment, monkeypatch):
+    payment = make_payment(INITIATED, merchant_id=unique_merchant_id())
+    monkeypatch.setattr(services, "_gateway", RecordingGateway(during=_cancelled_bypassing_the_lock))
+    with pytest.raises(PreconditionFailed):
+        services.payment_authorize(payment_id=payment.id, expected_version=1, actor=ACTOR)
+    assert _types(payment.id) == ["PaymentInitiated", "PaymentCancelled"]
+
+
+class _TransactionIdProbe(RecordingGateway):
+    """Notes whether the authorizing transaction has a transaction id once the acquirer has answered."""
+
+    transaction_id = "not probed"
+
+    def authorize(self, request):
+        result = super().authorize(request)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id_if_assigned()")
+            self.transaction_id = cursor.fetchone()[0]
+        return result
+
+
+@pytest.mark.django_db(transaction=True)
+def test_authorize_waiting_on_the_acquirer_holds_no_transaction_id(make_payment, monkeypatch):
+    # given an authorization holding the payment's lock while the acquirer answers (and the card is decrypted)
+    payment = make_payment(INITIATED, merchant_id=unique_merchant_id())
+    probe = _TransactionIdProbe()
+    monkeypatch.setattr(services, "_gateway", probe)
+    # when
+    services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    # then its transaction had written nothing yet (the audit row went on its own connection), so it held no
+    # transaction id that would hold the projections back
+    assert probe.transaction_id is None
 
 
 def test_authorize_refused_transition_never_reaches_the_acquirer(make_payment, monkeypatch):
     payment = make_payment(AUTHORIZED)
-    gateway = _ScriptedGateway(lambda request: None)
+    gateway = RecordingGateway()
     monkeypatch.setattr(services, "_gateway", gateway)
     with pytest.raises(InvalidTransition):
         services.payment_authorize(payment_id=payment.id, actor=ACTOR)
-    assert gateway.calls == 0
+    assert gateway.requests == []
+
+
+def test_authorize_passes_the_acquirer_a_key_of_the_payment_and_attempt(make_payment, monkeypatch):
+    payment = make_payment(INITIATED)
+    gateway = RecordingGateway()
+    monkeypatch.setattr(services, "_gateway", gateway)
+    services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    [request] = gateway.requests
+    assert request.idempotency_key == f"{payment.id}:1"
+
+
+def test_authorize_retried_after_a_lost_answer_gets_that_answer_without_a_second_decryption(make_payment, monkeypatch):
+    # given an authorization whose approval was lost on the way back from the acquirer
+    payment = make_payment(INITIATED)
+    token = payment.payment_method.token
+    gateway = RecordingGateway(lost_answers=1)
+    monkeypatch.setattr(services, "_gateway", gateway)
+    with pytest.raises(AcquirerUnavailable):
+        services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    assert _types(payment.id) == ["PaymentInitiated"]
+    # when it is retried
+    authorized = services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    # then the acquirer answers the same attempt's key with the approval it gave, and saw the card once
+    assert [r.idempotency_key for r in gateway.requests] == [f"{payment.id}:1"] * 2
+    assert authorized.authorization_code == gateway.answers[0].authorization_code
+    assert DetokenizationAudit.objects.filter(token=token, outcome="granted").count() == 1
 
 
 def test_acquirer_gateway_is_the_configured_simulator():
@@ -513,34 +621,82 @@ def test_concurrent_captures_capture_once(make_payment, run_concurrently):
     outcomes = sorted(kind for kind, _ in results)
     assert outcomes == ["error", "ok"], results
     [error] = [value for kind, value in results if kind == "error"]
-    assert isinstance(error, InvalidTransition | ConcurrencyConflict), repr(error)
+    assert isinstance(error, InvalidTransition), repr(error)
     assert _captured_events(payment.id) == 1
     assert [r.version for r in eventstore.load(payment.id)] == [1, 2, 3]
     assert eventstore.stream_version(payment.id) == 3
 
 
+def _another_writer_on_load(monkeypatch, payment_id: uuid.UUID, decide, *, times: int = 1) -> list[int]:
+    """Each of the first `times` loads of the payment by a command is followed by `decide` appended from
+    another connection by a writer that does not take the payment's lock. Returns the running count of loads."""
+    real_load = services.payment_load
+    loads = [0]
+
+    def load(**kwargs):
+        payment = real_load(**kwargs)
+        loads[0] += 1
+        if loads[0] <= times:
+            in_other_thread(lambda: append_bypassing_the_lock(payment_id, decide))
+        return payment
+
+    monkeypatch.setattr(services, "payment_load", load)
+    return loads
+
+
+def _refund_by_other_writer(minor: int):
+    return lambda p: p.refund(refund_id=uuid.uuid4(), amount=jpy(minor), reason="other", now=timezone.now())
+
+
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_captures_both_loaded_before_either_appends_conflict(make_payment, run_concurrently, monkeypatch):
-    # given two captures that both read the payment at version 2 before either appends
-    payment = make_payment(AUTHORIZED, merchant_id=unique_merchant_id())
-    both_loaded = threading.Barrier(2)
-    real_settlement_date_for = services.settlement_date_for
+def test_refund_losing_to_a_writer_without_the_lock_is_rerun_on_the_fresh_state(make_payment, monkeypatch):
+    # given a captured payment that another writer refunds 200 of while our refund decides
+    payment = make_payment(CAPTURED, merchant_id=unique_merchant_id())
+    loads = _another_writer_on_load(monkeypatch, payment.id, _refund_by_other_writer(200))
+    # when we refund 300 without pinning a version
+    refunded = services.payment_refund(payment_id=payment.id, amount=jpy(300), actor=ACTOR)
+    # then it was re-run on the fresh state and both refunds stand
+    assert loads[0] == 2
+    assert (refunded.version, refunded.refunded_amount) == (5, jpy(500))
+    assert _types(payment.id)[-2:] == ["PaymentRefunded", "PaymentRefunded"]
 
-    def settlement_date_after_both_loaded(captured_at):
-        both_loaded.wait(timeout=10)
-        return real_settlement_date_for(captured_at)
 
-    monkeypatch.setattr(services, "settlement_date_for", settlement_date_after_both_loaded)
+@pytest.mark.django_db(transaction=True)
+def test_pinned_refund_losing_to_a_writer_without_the_lock_fails_its_precondition(make_payment, monkeypatch):
+    payment = make_payment(CAPTURED, merchant_id=unique_merchant_id())
+    loads = _another_writer_on_load(monkeypatch, payment.id, _refund_by_other_writer(200))
+    with pytest.raises(PreconditionFailed):
+        services.payment_refund(payment_id=payment.id, amount=jpy(300), expected_version=3, actor=ACTOR)
+    assert loads[0] == 1
+    assert services.payment_load(payment_id=payment.id).refunded_amount == jpy(200)
 
-    def capture(minor):
-        return lambda: services.payment_capture(payment_id=payment.id, amount=jpy(minor), actor=ACTOR)
 
-    # when
-    results = run_concurrently(capture(400), capture(600))
-    # then the compare-and-set lets exactly one through
-    [winner] = [value for kind, value in results if kind == "ok"]
-    [loser] = [value for kind, value in results if kind == "error"]
-    assert isinstance(loser, ConcurrencyConflict), repr(loser)
-    assert _captured_events(payment.id) == 1
-    assert services.payment_load(payment_id=payment.id).captured_amount == winner.captured_amount
-    assert eventstore.stream_version(payment.id) == 3
+@pytest.mark.django_db(transaction=True)
+def test_refund_losing_every_attempt_raises_concurrency_conflict(make_payment, monkeypatch):
+    payment = make_payment(CAPTURED, merchant_id=unique_merchant_id())
+    loads = _another_writer_on_load(
+        monkeypatch, payment.id, _refund_by_other_writer(100), times=services.COMMAND_ATTEMPTS
+    )
+    with pytest.raises(ConcurrencyConflict):
+        services.payment_refund(payment_id=payment.id, amount=jpy(300), actor=ACTOR)
+    assert loads[0] == services.COMMAND_ATTEMPTS
+    assert services.payment_load(payment_id=payment.id).refunded_amount == jpy(100 * services.COMMAND_ATTEMPTS)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_authorizations_call_the_acquirer_once(make_payment, run_concurrently, monkeypatch):
+    # given a payment and a gateway that counts the requests reaching it
+    payment = make_payment(INITIATED, merchant_id=unique_merchant_id())
+    gateway = RecordingGateway()
+    monkeypatch.setattr(services, "_gateway", gateway)
+
+    def authorize():
+        return services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+
+    # when eight authorizations race
+    results = run_concurrently(*[authorize] * 8)
+    # then one reached the acquirer, the others found the payment authorized
+    assert sorted(kind for kind, _ in results) == ["error"] * 7 + ["ok"], results
+    assert all(isinstance(value, InvalidTransition) for kind, value in results if kind == "error"), results
+    assert len(gateway.requests) == 1
+    assert _types(payment.id) == ["PaymentInitiated", "PaymentAuthorized"]

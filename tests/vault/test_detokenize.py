@@ -1,10 +1,14 @@
 """card_detokenize: the CDE role only, every attempt audited, tampered records refused, the audit append-only."""
 
+import contextlib
+import uuid
+
 import pytest
 import tink
 from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError, connection, transaction
 
+from fintech.db import OWN_CONNECTION_NAME, own_connection_close
 from tests.vault.helpers import VISA, pan_random
 from vault import keys, services
 from vault.domain import DetokenizationDenied, TokenNotFound
@@ -90,8 +94,13 @@ def test_detokenize_permission_taken_away_denied(tokenize, user_in_roles):
     assert [a.outcome for a in _audit(card.token)] == [DetokenizationAudit.GRANTED, DetokenizationAudit.DENIED]
 
 
+def _unknown_token() -> str:
+    # Audit rows outlive every test (committed on their own connection, never flushed): a token of its own.
+    return f"tok_unknown{uuid.uuid4().hex}"
+
+
 def test_detokenize_unknown_token_not_found_and_audited(cde_user):
-    token = "tok_doesnotexist0000000000"
+    token = _unknown_token()
     with pytest.raises(TokenNotFound):
         services.card_detokenize(token=token, purpose="lookup", actor=cde_user)
     [audit] = _audit(token)
@@ -100,7 +109,7 @@ def test_detokenize_unknown_token_not_found_and_audited(cde_user):
 
 def test_detokenize_unknown_token_without_permission_denied_first(user_in_roles):
     # an outsider learns nothing, not even whether the token exists
-    token = "tok_doesnotexist0000000001"
+    token = _unknown_token()
     with pytest.raises(DetokenizationDenied):
         services.card_detokenize(token=token, purpose="probe", actor=user_in_roles("prober"))
     assert _audit(token)[0].outcome == DetokenizationAudit.DENIED
@@ -222,3 +231,66 @@ def test_audit_orm_update_and_delete_rejected(tokenize, cde_user):
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         DetokenizationAudit.objects.filter(token=card.token).delete()
     assert _audit(card.token)[0].outcome == DetokenizationAudit.GRANTED
+
+
+# the audit outlives the caller's transaction ------------------------------------------------------------------
+class _CallerFailed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("outcome", ["granted", "denied", "not_found"])
+def test_audit_row_survives_the_callers_rollback(tokenize, cde_user, user_in_roles, outcome):
+    # given a detokenisation inside a transaction that then rolls back
+    card = tokenize(VISA)
+    token = _unknown_token() if outcome == "not_found" else card.token
+    actor = user_in_roles("outsider") if outcome == "denied" else cde_user
+
+    def caller():
+        with transaction.atomic():
+            with contextlib.suppress(DetokenizationDenied, TokenNotFound):
+                services.card_detokenize(token=token, purpose="rolled back", actor=actor)
+            raise _CallerFailed
+
+    with pytest.raises(_CallerFailed):
+        caller()
+    # then the attempt is still on record
+    assert [(a.outcome, a.purpose) for a in _audit(token)] == [(outcome, "rolled back")]
+
+
+def _own_connections() -> list[int]:
+    with connection.cursor() as cursor:
+        # The statistics views are read once per transaction unless told otherwise.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+            [OWN_CONNECTION_NAME],
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def test_audit_connection_opened_only_when_an_audit_is_written(tokenize, cde_user):
+    # given no audit connection on this thread
+    own_connection_close()
+    # when cards are vaulted and read without detokenising, then none is opened
+    card = tokenize(VISA)
+    services.card_cardholder_name(card=card)
+    assert _own_connections() == []
+    # and the first detokenisation opens one, which the next ones reuse
+    services.card_detokenize(token=card.token, purpose="first", actor=cde_user)
+    [pid] = _own_connections()
+    services.card_detokenize(token=card.token, purpose="second", actor=cde_user)
+    assert _own_connections() == [pid]
+
+
+def test_audit_connection_dropped_by_the_server_is_replaced(tokenize, cde_user):
+    # given the thread's audit connection, terminated by the server since its last use
+    card = tokenize(VISA)
+    services.card_detokenize(token=card.token, purpose="before", actor=cde_user)
+    [pid] = _own_connections()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    # when the next detokenisation is audited, then it is written on a new connection
+    services.card_detokenize(token=card.token, purpose="after", actor=cde_user)
+    assert [a.purpose for a in _audit(card.token)] == ["before", "after"]
+    assert len(_own_connections()) == 1
+    assert _own_connections() != [pid]

@@ -7,8 +7,10 @@ import pytest
 from django.db import connection
 
 from fintech.money import Money
+from payments import gateway
 from payments import services as payments
 from payments.domain import AUTHORIZED, CAPTURED, FAILED
+from payments.gateway import NETWORK_ERROR_AMOUNT, AcquirerUnavailable, AuthorizationRequest, SimulatorGateway
 from tests.vault.helpers import DECLINED, INSUFFICIENT_FUNDS, VISA, pan_text_forms
 from vault.models import Card, DetokenizationAudit
 
@@ -113,3 +115,57 @@ def test_payment_authorize_token_unknown_to_vault_declined_14_not_404():
     # when it is authorised, then it is declined (invalid card), not answered "not found"
     payment = payments.payment_authorize(payment_id=payment_id, actor=ACTOR)
     assert (payment.status, payment.failure_code) == (FAILED, "14")
+
+
+# idempotency keys ---------------------------------------------------------------------------------------------
+def _request(token: str, merchant_id: str, key: str, *, amount: int = 1000) -> AuthorizationRequest:
+    return AuthorizationRequest(
+        payment_id=uuid.uuid4(), merchant_id=merchant_id, amount=Money(amount, "JPY"), token=token, idempotency_key=key
+    )
+
+
+@pytest.mark.parametrize(("pan", "amount"), [(VISA, 1000), (DECLINED, 1000), (VISA, 2051)])
+def test_simulator_same_key_gets_the_same_answer_and_sees_the_card_once(tokenize, merchant_id, pan, amount):
+    # given a simulator that has answered one key
+    token = tokenize(pan).token
+    simulator = SimulatorGateway()
+    first = simulator.authorize(_request(token, merchant_id, "pay-1:1", amount=amount))
+    # when the same key is sent again
+    again = simulator.authorize(_request(token, merchant_id, "pay-1:1", amount=amount))
+    # then it answers as before, without a second decryption
+    assert again == first
+    assert DetokenizationAudit.objects.filter(token=token).count() == 1
+
+
+def test_simulator_another_key_is_another_authorization(tokenize, merchant_id):
+    token = tokenize(VISA).token
+    simulator = SimulatorGateway()
+    first = simulator.authorize(_request(token, merchant_id, "pay-1:1"))
+    second = simulator.authorize(_request(token, merchant_id, "pay-2:1"))
+    assert first.network_response["reference"] != second.network_response["reference"]
+    assert DetokenizationAudit.objects.filter(token=token).count() == 2
+
+
+def test_simulator_network_error_is_no_answer_and_may_be_retried(tokenize, merchant_id, monkeypatch):
+    # given a key whose first try met a network error
+    token = tokenize(VISA).token
+    simulator = SimulatorGateway()
+    with pytest.raises(AcquirerUnavailable):
+        simulator.authorize(_request(token, merchant_id, "pay-1:1", amount=NETWORK_ERROR_AMOUNT))
+    # when the acquirer answers the retry, then that answer is the key's
+    monkeypatch.setattr(gateway, "NETWORK_ERROR_AMOUNT", -1)
+    answer = simulator.authorize(_request(token, merchant_id, "pay-1:1", amount=NETWORK_ERROR_AMOUNT))
+    assert answer.approved
+    assert simulator.authorize(_request(token, merchant_id, "pay-1:1", amount=NETWORK_ERROR_AMOUNT)) == answer
+
+
+def test_simulator_forgets_the_oldest_keys_beyond_what_it_keeps(tokenize, merchant_id, monkeypatch):
+    token = tokenize(VISA).token
+    simulator = SimulatorGateway()
+    monkeypatch.setattr(simulator, "KEYS_KEPT", 2)
+    first = simulator.authorize(_request(token, merchant_id, "a"))
+    simulator.authorize(_request(token, merchant_id, "b"))
+    simulator.authorize(_request(token, merchant_id, "c"))
+    assert simulator.authorize(_request(token, merchant_id, "c")).authorization_code is not None
+    assert simulator.authorize(_request(token, merchant_id, "a")) != first
+    assert DetokenizationAudit.objects.filter(token=token).count() == 4
