@@ -29,7 +29,8 @@ from fintech import redisurls
 from fintech.celery import app as celery_app
 from fintech.events import DomainEvent
 
-REDIS_DB = 9
+# Another Redis database than the suite's; INTEGRATION_REDIS_DB keeps two runs sharing one server apart.
+REDIS_DB = int(os.environ.get("INTEGRATION_REDIS_DB", "9"))
 WORKER_READY_SECONDS = 30.0
 # libpq reads PGAPPNAME: the worker's sessions are recognisable in pg_stat_activity.
 WORKER_APPLICATION_NAME = "integration-celery-worker"
