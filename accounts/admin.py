@@ -40,7 +40,7 @@ from accounts.models import (
     Transfer,
 )
 from accounts.selectors import customer_email_index
-from fintech.admin import ReadOnlyAdmin, search_uuid
+from fintech.admin import NoWrites, ReadOnlyAdmin, search_uuid
 from fintech.api import no_card_numbers
 from fintech.money import CURRENCY_EXPONENTS, Money, MoneyError
 from vault.fields import subject_forgotten_exists
@@ -82,7 +82,7 @@ class PolicyGroupAdmin(UserManagementAdmin, GroupAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(UserManagementAdmin, admin.ModelAdmin):
+class ApiTokenAdmin(NoWrites, UserManagementAdmin, admin.ModelAdmin):
     """Tokens by prefix: the key itself was shown once, when issued, and only its hash is stored (never shown).
     They are issued by `manage.py issue_api_token` and revoked here or by `manage.py revoke_api_token`."""
 
@@ -95,15 +95,6 @@ class ApiTokenAdmin(UserManagementAdmin, admin.ModelAdmin):
     fields = ("prefix", "user", "created_at", "expires_at", "revoked_at", "last_used_at")
     readonly_fields = fields
     actions = ["revoke_selected"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_actions(self, request):
         # Only the revocation: no bulk delete (a revoked token stays on record).
@@ -217,7 +208,7 @@ class CurrencyFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(NoWrites, admin.TabularInline):
     extra = 0
     max_num = 0
     can_delete = False
@@ -225,15 +216,6 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_view_permission(self, request, obj=None) -> bool:
         return policy.may_view_admin(request.user, self.opts.label_lower)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class PostingInline(ReadOnlyInline):

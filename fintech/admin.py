@@ -8,14 +8,8 @@ from accounts import policy
 from fintech.models import Event
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Immutable data: whom the access policy lets see the page can look, nobody can add, change or delete."""
-
-    def has_module_permission(self, request) -> bool:
-        return policy.may_view_admin(request.user, self.opts.label_lower)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return policy.may_view_admin(request.user, self.opts.label_lower)
+class NoWrites:
+    """Nobody adds, changes or deletes through this admin page or inline (immutable data, issued secrets)."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -25,6 +19,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(NoWrites, admin.ModelAdmin):
+    """Immutable data: whom the access policy lets see the page can look, nobody can add, change or delete."""
+
+    def has_module_permission(self, request) -> bool:
+        return policy.may_view_admin(request.user, self.opts.label_lower)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return policy.may_view_admin(request.user, self.opts.label_lower)
 
     def get_actions(self, request):
         return {}

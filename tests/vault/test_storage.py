@@ -128,7 +128,8 @@ def test_full_flow_number_only_in_ciphertext(vault_merchant_client, merchant_id,
     # then the payment's events carry the token, brand and last 4, never the number
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT event_data::text, metadata::text FROM fintech_event WHERE aggregate_id = %s", [payment.id]
+            "SELECT event_data::text, metadata::text FROM fintech_event WHERE aggregate_id = %s ORDER BY version",
+            [payment.id],
         )
         events = cursor.fetchall()
     assert len(events) == 3
