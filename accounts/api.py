@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
@@ -17,6 +16,7 @@ from rest_framework.views import APIView
 from accounts import selectors, services
 from accounts.domain import (
     AccountExists,
+    AccountKind,
     AccountNotFound,
     CurrencyMismatch,
     HoldClosed,
@@ -25,7 +25,9 @@ from accounts.domain import (
     InvalidLedgerRequest,
     LedgerError,
 )
-from fintech.api import MoneyField, idempotent, no_card_numbers, register_problem
+from fintech.api import FreeTextField, MoneyField, idempotent, register_problem
+from fintech.money import CURRENCY_EXPONENTS
+from fintech.openapi import raises
 from projections import selectors as read_models
 
 register_problem(InsufficientFunds, status.HTTP_422_UNPROCESSABLE_ENTITY)
@@ -88,11 +90,12 @@ class AccountOpenApi(LedgerApi):
 
         owner_type = serializers.ChoiceField(choices=["customer", "merchant", "company"])
         owner_id = serializers.CharField(max_length=64)
-        currency = serializers.RegexField(r"^[A-Z]{3}$")
-        kind = serializers.CharField(max_length=24)
+        currency = serializers.ChoiceField(choices=sorted(CURRENCY_EXPONENTS))
+        kind = serializers.ChoiceField(choices=[kind.value for kind in AccountKind])
         floor = serializers.IntegerField(required=False, allow_null=True)
 
     @extend_schema(request=InputSerializer, responses={201: AccountOutputSerializer})
+    @raises(AccountExists, InvalidLedgerRequest)
     @idempotent
     def post(self, request):
         self.require_finance()
@@ -104,17 +107,25 @@ class AccountOpenApi(LedgerApi):
         return response
 
 
+class DepositOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    account = serializers.UUIDField()
+    amount = MoneyField()
+    reference = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
 class AccountDepositApi(LedgerApi):
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "AccountDepositInput"
 
-        amount = MoneyField()
-        reference = serializers.CharField(
-            max_length=200, required=False, allow_blank=True, default="", validators=[no_card_numbers]
-        )
+        amount = MoneyField(positive=True)
+        reference = FreeTextField(max_length=200)
 
-    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=InputSerializer, responses={201: DepositOutputSerializer})
+    @raises(CurrencyMismatch, InvalidLedgerRequest)
     @idempotent
     def post(self, request, **kwargs):
         self.require_finance()
@@ -147,6 +158,7 @@ class TransferOutputSerializer(serializers.Serializer):
     reference = serializers.CharField()
     created_at = serializers.DateTimeField()
 
+    @extend_schema_field(MoneyField())
     def get_amount(self, transfer) -> dict:
         return {"amount": transfer.amount, "currency": transfer.currency}
 
@@ -158,12 +170,11 @@ class TransferCreateApi(LedgerApi):
 
         from_account = serializers.UUIDField()
         to_account = serializers.UUIDField()
-        amount = MoneyField()
-        reference = serializers.CharField(
-            max_length=200, required=False, allow_blank=True, default="", validators=[no_card_numbers]
-        )
+        amount = MoneyField(positive=True)
+        reference = FreeTextField(max_length=200)
 
     @extend_schema(request=InputSerializer, responses={201: TransferOutputSerializer})
+    @raises(AccountNotFound, InsufficientFunds, CurrencyMismatch, InvalidLedgerRequest)
     @idempotent
     def post(self, request):
         self.require_finance()
@@ -184,6 +195,7 @@ class HoldOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     closed_at = serializers.DateTimeField(allow_null=True)
 
+    @extend_schema_field(MoneyField())
     def get_amount(self, hold) -> dict:
         return {"amount": hold.amount, "currency": hold.currency}
 
@@ -193,12 +205,11 @@ class HoldPlaceApi(LedgerApi):
         class Meta:
             ref_name = "HoldPlaceInput"
 
-        amount = MoneyField()
-        reference = serializers.CharField(
-            max_length=200, required=False, allow_blank=True, default="", validators=[no_card_numbers]
-        )
+        amount = MoneyField(positive=True)
+        reference = FreeTextField(max_length=200)
 
     @extend_schema(request=InputSerializer, responses={201: HoldOutputSerializer})
+    @raises(InsufficientFunds, CurrencyMismatch, InvalidLedgerRequest)
     @idempotent
     def post(self, request, **kwargs):
         self.require_finance()
@@ -218,6 +229,7 @@ class HoldActionApi(LedgerApi):
 
 class HoldReleaseApi(HoldActionApi):
     @extend_schema(request=None, responses={200: HoldOutputSerializer})
+    @raises(HoldClosed)
     @idempotent
     def post(self, request, **kwargs):
         self.require_finance()
@@ -233,6 +245,7 @@ class HoldSettleApi(HoldActionApi):
         to_account = serializers.UUIDField()
 
     @extend_schema(request=InputSerializer, responses={200: HoldOutputSerializer})
+    @raises(HoldClosed, AccountNotFound, CurrencyMismatch, InvalidLedgerRequest)
     @idempotent
     def post(self, request, **kwargs):
         self.require_finance()
@@ -244,8 +257,18 @@ class HoldSettleApi(HoldActionApi):
         return Response(HoldOutputSerializer(hold).data)
 
 
+class BalanceOutputSerializer(serializers.Serializer):
+    account_id = serializers.UUIDField()
+    currency = serializers.CharField()
+    available = MoneyField()
+    pending = MoneyField()
+    updated_at = serializers.DateTimeField()
+    version = serializers.IntegerField()
+    source = serializers.ChoiceField(choices=["cache", "table", "ledger"])
+
+
 class AccountBalanceApi(LedgerApi):
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: BalanceOutputSerializer})
     def get(self, request, **kwargs):
         account_id = self.account_id()
         found = read_models.balance_get(account_id=account_id)
@@ -269,6 +292,22 @@ class AccountBalanceApi(LedgerApi):
         )
 
 
+class PostingOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    entry_id = serializers.UUIDField()
+    kind = serializers.CharField()
+    reference = serializers.CharField()
+    payment_id = serializers.UUIDField(allow_null=True)
+    bucket = serializers.CharField()
+    amount = MoneyField()
+    created_at = serializers.DateTimeField()
+
+
+class EntryListOutputSerializer(serializers.Serializer):
+    results = PostingOutputSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
 class AccountEntryListApi(LedgerApi):
     class FilterSerializer(serializers.Serializer):
         class Meta:
@@ -277,10 +316,7 @@ class AccountEntryListApi(LedgerApi):
         cursor = serializers.IntegerField(required=False, min_value=1)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
 
-    @extend_schema(
-        parameters=[OpenApiParameter("cursor", int, required=False), OpenApiParameter("limit", int, required=False)],
-        responses={200: OpenApiTypes.OBJECT},
-    )
+    @extend_schema(parameters=[FilterSerializer], responses={200: EntryListOutputSerializer})
     def get(self, request, **kwargs):
         account_id = self.account_id()
         self.require_reader(selectors.account_owner(account_id=account_id))

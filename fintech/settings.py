@@ -192,6 +192,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "PREPROCESSING_HOOKS": ["fintech.api.drop_slashed_twins"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "fintech.openapi.document_problems"],
 }
 
 # The acquirer the payments app authorises through; the simulator is the sandbox.

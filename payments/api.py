@@ -9,7 +9,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import merchant_id_for_user
-from fintech.api import MoneyField, etag, expected_version_from, idempotent, no_card_numbers, register_problem
+from fintech.api import FreeTextField, MoneyField, etag, expected_version_from, idempotent, register_problem
+from fintech.eventstore import ConcurrencyConflict, PreconditionFailed
+from fintech.openapi import raises
 from payments import services
 from payments.domain import InvalidAmount, InvalidTransition, PaymentError
 from payments.gateway import AcquirerUnavailable
@@ -59,13 +61,12 @@ class PaymentCreateApi(MerchantApi):
 
             token = serializers.CharField(max_length=80)
 
-        amount = MoneyField()
+        amount = MoneyField(positive=True)
         payment_method = PaymentMethodSerializer()
-        description = serializers.CharField(
-            max_length=500, required=False, allow_blank=True, default="", validators=[no_card_numbers]
-        )
+        description = FreeTextField(max_length=500)
 
     @extend_schema(request=InputSerializer, responses={201: PaymentOutputSerializer})
+    @raises(InvalidAmount, services.UnknownPaymentMethod)
     @idempotent
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
@@ -89,6 +90,7 @@ class PaymentAuthorizeApi(MerchantApi):
             ref_name = "PaymentAuthorizeInput"
 
     @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
+    @raises(InvalidTransition, ConcurrencyConflict, PreconditionFailed, AcquirerUnavailable)
     @idempotent
     def post(self, request, **kwargs):
         self.InputSerializer(data=request.data).is_valid(raise_exception=True)
@@ -106,9 +108,10 @@ class PaymentCaptureApi(MerchantApi):
         class Meta:
             ref_name = "PaymentCaptureInput"
 
-        amount = MoneyField(required=False)
+        amount = MoneyField(positive=True, required=False)
 
     @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
+    @raises(InvalidAmount, InvalidTransition, ConcurrencyConflict, PreconditionFailed)
     @idempotent
     def post(self, request, **kwargs):
         serializer = self.InputSerializer(data=request.data)
@@ -128,12 +131,11 @@ class PaymentRefundApi(MerchantApi):
         class Meta:
             ref_name = "PaymentRefundInput"
 
-        amount = MoneyField()
-        reason = serializers.CharField(
-            max_length=500, required=False, allow_blank=True, default="", validators=[no_card_numbers]
-        )
+        amount = MoneyField(positive=True)
+        reason = FreeTextField(max_length=500)
 
     @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
+    @raises(InvalidAmount, InvalidTransition, ConcurrencyConflict, PreconditionFailed)
     @idempotent
     def post(self, request, **kwargs):
         serializer = self.InputSerializer(data=request.data)
@@ -154,11 +156,10 @@ class PaymentCancelApi(MerchantApi):
         class Meta:
             ref_name = "PaymentCancelInput"
 
-        reason = serializers.CharField(
-            max_length=500, required=False, allow_blank=True, default="", validators=[no_card_numbers]
-        )
+        reason = FreeTextField(max_length=500)
 
     @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
+    @raises(InvalidTransition, ConcurrencyConflict, PreconditionFailed)
     @idempotent
     def post(self, request, **kwargs):
         serializer = self.InputSerializer(data=request.data)
