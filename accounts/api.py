@@ -92,7 +92,8 @@ class AccountOpenApi(LedgerApi):
         owner_id = serializers.CharField(max_length=64)
         currency = serializers.ChoiceField(choices=sorted(CURRENCY_EXPONENTS))
         kind = serializers.ChoiceField(choices=[kind.value for kind in AccountKind])
-        floor = serializers.IntegerField(required=False, allow_null=True)
+        # A new account holds 0, so a floor above it could never be met (the table's check refuses it).
+        floor = serializers.IntegerField(required=False, allow_null=True, max_value=0)
 
     @extend_schema(request=InputSerializer, responses={201: AccountOutputSerializer})
     @raises(AccountExists, InvalidLedgerRequest)

@@ -195,3 +195,12 @@ def test_capture_hostile_header_is_400(merchant_client, header, value):
     response = merchant_client.post(f"/api/v1/payments/{UNKNOWN_ID}/capture", {}, format="json", **{header: value})
     # then
     _assert_problem(response, 400, "validation_error")
+
+
+def test_open_account_with_a_floor_above_zero_is_400(every_role_client):
+    # given a new account starts at 0, a floor above it broke the table's check constraint: a 500
+    body = {"owner_type": "merchant", "owner_id": "m-alpha", "currency": "AED", "kind": "merchant_payable", "floor": 1}
+    # when
+    response = every_role_client.post("/api/v1/accounts", body, format="json")
+    # then
+    _assert_problem(response, 400, "validation_error")

@@ -3,7 +3,7 @@ as a merchant, a finance and a cde user, and checks that no input is a server er
 type and body is the documented one, and that schema-valid requests are accepted.
 
 Schema-valid requests may still be refused for reasons a JSON schema cannot say (state, other fields, the
-world): those statuses are listed per operation in EXPECTED_REFUSALS, each with its reason. A refusal by field
+world): those statuses are listed per operation in schemathesis.toml, each with its reason. A refusal by field
 validation (`validation_error`, `parse_error`) is never one of them: schema-valid data that fails validation
 means the schema lies (check `schema_valid_input_passes_validation`).
 
@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import base64
 import json
+import tomllib
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import schemathesis
 import schemathesis.engine
+from django.conf import settings as django_settings
 from schemathesis.engine import events
 
 from accounts import services as accounts
@@ -41,28 +44,8 @@ CHECKS = (
     "response_schema_conformance",
     "positive_data_acceptance",
 )
-# schemathesis's defaults for positive_data_acceptance: 2xx, and the refusals any operation may give to valid
-# data (no credentials, no role, an unknown id, a state that forbids it, rate limited).
-ACCEPTED = ["2xx", "401", "403", "404", "409", "429"]
-IDEMPOTENT = "422"  # a generated Idempotency-Key may come back with another body: idempotency_key_reused
-EXPECTED_REFUSALS = {
-    ("POST", "/api/v1/payments"): ["400", IDEMPOTENT],  # invalid_payment_method: not a live token of the merchant
-    ("POST", "/api/v1/payments/{payment_id}/authorize"): ["412", IDEMPOTENT],  # If-Match names another version
-    ("POST", "/api/v1/payments/{payment_id}/cancel"): ["412", IDEMPOTENT],
-    # invalid_amount: more than authorized / left to refund, or not the payment's currency
-    ("POST", "/api/v1/payments/{payment_id}/capture"): ["400", "412", IDEMPOTENT],
-    ("POST", "/api/v1/payments/{payment_id}/refunds"): ["400", "412", IDEMPOTENT],
-    # invalid_request: the owner type does not hold that kind, or a customer id is no customer's
-    ("POST", "/api/v1/accounts"): ["400", IDEMPOTENT],
-    # currency_mismatch (not the account's currency), invalid_request (kinds money may not move between),
-    # insufficient_funds (422)
-    ("POST", "/api/v1/accounts/{account_id}/deposits"): ["400", IDEMPOTENT],
-    ("POST", "/api/v1/accounts/{account_id}/holds"): ["400", "422"],
-    ("POST", "/api/v1/transfers"): ["400", "422"],
-    ("POST", "/api/v1/holds/{hold_id}/release"): [IDEMPOTENT],
-    ("POST", "/api/v1/holds/{hold_id}/settle"): ["400", "422"],
-    ("POST", "/api/v1/vault/tokens"): ["400", IDEMPOTENT],  # invalid_card: Luhn check, expired, too far ahead
-}
+# The statuses a schema-valid request may still get, per operation and with reasons, shared with the CLI.
+CONFIG_FILE = Path(django_settings.BASE_DIR) / "schemathesis.toml"
 
 
 @dataclass(frozen=True)
@@ -131,11 +114,23 @@ def identity(request) -> str:
     return request.param
 
 
+@schemathesis.check
+def schema_valid_input_passes_validation(ctx, response, case):
+    """A request generated as schema-valid is never refused by field validation: that would be the schema
+    promising what the serializers refuse."""
+    if case.meta is None or not case.meta.generation.mode.is_positive or response.status_code != 400:
+        return
+    code = response.json().get("code")
+    if code in ("validation_error", "parse_error"):
+        raise AssertionError(f"schema-valid request refused with {code}: {response.text[:500]}")
+
+
 def _config(world: World, identity: str) -> schemathesis.Config:
     def often(dictionary: str) -> dict:
         # Real ids most of the time; the rest of the cases still draw from the schema (unknown ids: 404).
         return {"dictionary": dictionary, "probability": 0.8}
 
+    shared = tomllib.loads(CONFIG_FILE.read_text())
     return schemathesis.Config.from_dict(
         {
             # Connection: close -- a kept-alive socket keeps the server's request thread, and its database
@@ -143,7 +138,11 @@ def _config(world: World, identity: str) -> schemathesis.Config:
             "headers": {"Authorization": f"Token {world.tokens[identity]}", "Connection": "close"},
             "generation": {"max-examples": MAX_EXAMPLES, "no-shrink": True, "deterministic": True},
             "phases": PHASES,
-            "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+            "checks": {
+                "enabled": False,
+                **{name: {"enabled": True} for name in (*CHECKS, schema_valid_input_passes_validation.__name__)},
+                "positive_data_acceptance": {"enabled": True, **shared["checks"]["positive_data_acceptance"]},
+            },
             "dictionaries": {
                 "payments": {"values": world.payment_ids},
                 "accounts": {"values": world.account_ids},
@@ -162,26 +161,9 @@ def _config(world: World, identity: str) -> schemathesis.Config:
                 "body.amount.currency": often("currencies"),
                 "query.cursor": {"dictionary": "cursors", "probability": 1.0},
             },
-            "operations": [
-                {
-                    "include-name": f"{method} {path}",
-                    "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED + refusals}},
-                }
-                for (method, path), refusals in EXPECTED_REFUSALS.items()
-            ],
+            "operations": shared["operations"],
         }
     )
-
-
-@schemathesis.check
-def schema_valid_input_passes_validation(ctx, response, case):
-    """A request generated as schema-valid is never refused by field validation: that would be the schema
-    promising what the serializers refuse."""
-    if case.meta is None or not case.meta.generation.mode.is_positive or response.status_code != 400:
-        return
-    code = response.json().get("code")
-    if code in ("validation_error", "parse_error"):
-        raise AssertionError(f"schema-valid request refused with {code}: {response.text[:500]}")
 
 
 def _describe(recorder, info) -> str:
