@@ -147,14 +147,14 @@ class MoneyFieldSchema(OpenApiSerializerFieldExtension):
 
     def map_serializer_field(self, auto_schema, direction):
         positive = self.target.positive and direction == "request"
-        currency = {"type": "string", "enum": sorted(CURRENCY_EXPONENTS), "description": "ISO 4217 code"}
+        codes = {"type": "string", "enum": sorted(CURRENCY_EXPONENTS), "description": "ISO 4217 code"}
+        currency = ResolvedComponent(name="Currency", type=ResolvedComponent.SCHEMA, object="Currency", schema=codes)
         money = ResolvedComponent(
             name="PositiveMoney" if positive else "Money",
             type=ResolvedComponent.SCHEMA,
             object="PositiveMoney" if positive else "Money",
             schema=money_schema(positive=positive),
         )
-        currency = ResolvedComponent(name="Currency", type=ResolvedComponent.SCHEMA, object="Currency", schema=currency)
         for component in (currency, money):
             auto_schema.registry.register_on_missing(component)
         return money.ref
