@@ -8,8 +8,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
@@ -18,6 +17,7 @@ from rest_framework.views import APIView
 from accounts import policy, selectors, services
 from accounts.domain import (
     AccountExists,
+    AccountKind,
     AccountNotFound,
     AmountTooLarge,
     BalanceOutOfRange,
@@ -30,8 +30,9 @@ from accounts.domain import (
     MovementNotAllowed,
     check_amount_limit,
 )
-from fintech.api import MoneyField, idempotent, no_card_numbers, register_problem
-from fintech.money import MAX_MINOR, Money
+from fintech.api import FreeTextField, MoneyField, idempotent, no_card_numbers, register_problem
+from fintech.money import CURRENCY_EXPONENTS, MAX_MINOR, Money
+from fintech.openapi import raises
 from projections import selectors as read_models
 
 register_problem(InsufficientFunds, status.HTTP_422_UNPROCESSABLE_ENTITY)
@@ -98,12 +99,14 @@ class AccountOpenApi(LedgerApi):
 
         owner_type = serializers.ChoiceField(choices=["customer", "merchant", "company"])
         owner_id = serializers.CharField(max_length=64, validators=[no_card_numbers])
-        currency = serializers.RegexField(r"^[A-Z]{3}$")
-        kind = serializers.CharField(max_length=24)
-        # Balances stay within what money can hold, so no floor beyond it means anything (nor fits a bigint).
-        floor = serializers.IntegerField(required=False, allow_null=True, min_value=-MAX_MINOR, max_value=MAX_MINOR)
+        currency = serializers.ChoiceField(choices=sorted(CURRENCY_EXPONENTS))
+        kind = serializers.ChoiceField(choices=[kind.value for kind in AccountKind])
+        # A new account holds 0, so a floor above it could never be met (the table's check refuses it); below,
+        # balances stay within what money can hold, so no floor beyond it means anything (nor fits a bigint).
+        floor = serializers.IntegerField(required=False, allow_null=True, min_value=-MAX_MINOR, max_value=0)
 
     @extend_schema(request=InputSerializer, responses={201: AccountOutputSerializer})
+    @raises(AccountExists, InvalidLedgerRequest)
     @idempotent
     def post(self, request):
         self.require_finance()
@@ -115,17 +118,25 @@ class AccountOpenApi(LedgerApi):
         return response
 
 
+class DepositOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    account = serializers.UUIDField()
+    amount = MoneyField()
+    reference = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
 class AccountDepositApi(LedgerApi):
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "AccountDepositInput"
 
-        amount = MoneyField(validators=[ledger_amount_bound])
-        reference = serializers.CharField(
-            max_length=200, required=False, allow_blank=True, default="", validators=[no_card_numbers]
-        )
+        amount = MoneyField(positive=True, validators=[ledger_amount_bound])
+        reference = FreeTextField(max_length=200)
 
-    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=InputSerializer, responses={201: DepositOutputSerializer})
+    @raises(CurrencyMismatch, InvalidLedgerRequest, MovementNotAllowed, AmountTooLarge, BalanceOutOfRange)
     @idempotent
     def post(self, request, **kwargs):
         self.require_finance()
@@ -158,6 +169,7 @@ class TransferOutputSerializer(serializers.Serializer):
     reference = serializers.CharField()
     created_at = serializers.DateTimeField()
 
+    @extend_schema_field(MoneyField())
     def get_amount(self, transfer) -> dict:
         return {"amount": transfer.amount, "currency": transfer.currency}
 
@@ -169,12 +181,19 @@ class TransferCreateApi(LedgerApi):
 
         from_account = serializers.UUIDField()
         to_account = serializers.UUIDField()
-        amount = MoneyField(validators=[ledger_amount_bound])
-        reference = serializers.CharField(
-            max_length=200, required=False, allow_blank=True, default="", validators=[no_card_numbers]
-        )
+        amount = MoneyField(positive=True, validators=[ledger_amount_bound])
+        reference = FreeTextField(max_length=200)
 
     @extend_schema(request=InputSerializer, responses={201: TransferOutputSerializer})
+    @raises(
+        AccountNotFound,
+        InsufficientFunds,
+        CurrencyMismatch,
+        InvalidLedgerRequest,
+        MovementNotAllowed,
+        AmountTooLarge,
+        BalanceOutOfRange,
+    )
     @idempotent
     def post(self, request):
         self.require_finance()
@@ -195,6 +214,7 @@ class HoldOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     closed_at = serializers.DateTimeField(allow_null=True)
 
+    @extend_schema_field(MoneyField())
     def get_amount(self, hold) -> dict:
         return {"amount": hold.amount, "currency": hold.currency}
 
@@ -204,12 +224,11 @@ class HoldPlaceApi(LedgerApi):
         class Meta:
             ref_name = "HoldPlaceInput"
 
-        amount = MoneyField(validators=[ledger_amount_bound])
-        reference = serializers.CharField(
-            max_length=200, required=False, allow_blank=True, default="", validators=[no_card_numbers]
-        )
+        amount = MoneyField(positive=True, validators=[ledger_amount_bound])
+        reference = FreeTextField(max_length=200)
 
     @extend_schema(request=InputSerializer, responses={201: HoldOutputSerializer})
+    @raises(InsufficientFunds, CurrencyMismatch, InvalidLedgerRequest, MovementNotAllowed, AmountTooLarge)
     @idempotent
     def post(self, request, **kwargs):
         self.require_finance()
@@ -229,6 +248,7 @@ class HoldActionApi(LedgerApi):
 
 class HoldReleaseApi(HoldActionApi):
     @extend_schema(request=None, responses={200: HoldOutputSerializer})
+    @raises(HoldClosed)
     @idempotent
     def post(self, request, **kwargs):
         self.require_finance()
@@ -244,6 +264,7 @@ class HoldSettleApi(HoldActionApi):
         to_account = serializers.UUIDField()
 
     @extend_schema(request=InputSerializer, responses={200: HoldOutputSerializer})
+    @raises(HoldClosed, AccountNotFound, CurrencyMismatch, InvalidLedgerRequest, MovementNotAllowed, BalanceOutOfRange)
     @idempotent
     def post(self, request, **kwargs):
         self.require_finance()
@@ -255,8 +276,18 @@ class HoldSettleApi(HoldActionApi):
         return Response(HoldOutputSerializer(hold).data)
 
 
+class BalanceOutputSerializer(serializers.Serializer):
+    account_id = serializers.UUIDField()
+    currency = serializers.CharField()
+    available = MoneyField()
+    pending = MoneyField()
+    updated_at = serializers.DateTimeField()
+    version = serializers.IntegerField()
+    source = serializers.ChoiceField(choices=["cache", "table", "ledger"])
+
+
 class AccountBalanceApi(LedgerApi):
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: BalanceOutputSerializer})
     def get(self, request, **kwargs):
         account_id = self.account_id()
         found = read_models.balance_get(account_id=account_id)
@@ -280,6 +311,22 @@ class AccountBalanceApi(LedgerApi):
         )
 
 
+class PostingOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    entry_id = serializers.UUIDField()
+    kind = serializers.CharField()
+    reference = serializers.CharField()
+    payment_id = serializers.UUIDField(allow_null=True)
+    bucket = serializers.CharField()
+    amount = MoneyField()
+    created_at = serializers.DateTimeField()
+
+
+class EntryListOutputSerializer(serializers.Serializer):
+    results = PostingOutputSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
 class AccountEntryListApi(LedgerApi):
     class FilterSerializer(serializers.Serializer):
         class Meta:
@@ -288,10 +335,7 @@ class AccountEntryListApi(LedgerApi):
         cursor = serializers.IntegerField(required=False, min_value=1, max_value=_BIGINT_MAX)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
 
-    @extend_schema(
-        parameters=[OpenApiParameter("cursor", int, required=False), OpenApiParameter("limit", int, required=False)],
-        responses={200: OpenApiTypes.OBJECT},
-    )
+    @extend_schema(parameters=[FilterSerializer], responses={200: EntryListOutputSerializer})
     def get(self, request, **kwargs):
         account_id = self.account_id()
         self.require_reader(selectors.account_owner(account_id=account_id))

@@ -9,18 +9,20 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.db import connection, transaction
 from django.http import Http404
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from fintech.eventstore import ConcurrencyConflict, PreconditionFailed
 from fintech.models import IdempotencyRecord
-from fintech.money import Money, MoneyError
+from fintech.money import CURRENCY_EXPONENTS, MAX_MINOR, Money, MoneyError
 from vault.logging import mask_pans, mask_value
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -57,6 +59,11 @@ def register_problem(exception_class: type[Exception], http_status: int, code: s
     _PROBLEMS[exception_class] = (http_status, code or exception_class.code)
 
 
+def problem_status_code(exception_class: type[Exception]) -> tuple[int, str] | None:
+    """The HTTP status and stable code a domain exception is answered with; None for one not registered."""
+    return next((_PROBLEMS[cls] for cls in exception_class.__mro__ if cls in _PROBLEMS), None)
+
+
 def problem(http_status: int, code: str, detail: str, **extra) -> Response:
     """An application/problem+json answer. Whatever a client sent is masked: an error never echoes a card
     number."""
@@ -73,10 +80,9 @@ def problem(http_status: int, code: str, detail: str, **extra) -> Response:
 
 def problem_exception_handler(exc, context):
     """The one place exceptions become HTTP answers: application/problem+json with a stable `code`."""
-    for cls in type(exc).__mro__:
-        if cls in _PROBLEMS:
-            http_status, code = _PROBLEMS[cls]
-            return problem(http_status, code, str(exc))
+    known = problem_status_code(type(exc))
+    if known is not None:
+        return problem(*known, str(exc))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = exception_handler(exc, context)
@@ -94,21 +100,16 @@ def problem_exception_handler(exc, context):
 
 
 # money ----------------------------------------------------------------------------------------------------
-@extend_schema_field(
-    {
-        "type": "object",
-        "properties": {
-            "amount": {"type": "integer", "description": "minor units of the currency (JPY 0, USD 2, KWD 3 digits)"},
-            "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
-        },
-        "required": ["amount", "currency"],
-        "example": {"amount": 5000, "currency": "JPY"},
-    }
-)
 class MoneyField(serializers.Field):
-    """`{"amount": <int minor units>, "currency": "JPY"}`; floats, strings, NaN and unknown currencies fail."""
+    """`{"amount": <int minor units>, "currency": "JPY"}`; floats, strings, NaN, extra fields and unknown
+    currencies fail. `positive=True` documents that the command refuses an amount that is not positive: its
+    domain does, with its own stable code (invalid_amount, invalid_request), so the field leaves it to it."""
 
     default_error_messages = {"invalid": "{message}"}
+
+    def __init__(self, *, positive: bool = False, **kwargs):
+        self.positive = positive
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data) -> Money:
         try:
@@ -120,6 +121,47 @@ class MoneyField(serializers.Field):
         return value.to_json()
 
 
+def money_schema(*, positive: bool = False) -> dict:
+    """The JSON schema of Money, saying what Money.from_json enforces (the currency is the Currency component)."""
+    return {
+        "type": "object",
+        "properties": {
+            "amount": {
+                "type": "integer",
+                "minimum": 1 if positive else -MAX_MINOR,
+                "maximum": MAX_MINOR,
+                "description": "minor units of the currency (JPY 0, USD 2, KWD 3 digits)",
+            },
+            "currency": {"$ref": "#/components/schemas/Currency"},
+        },
+        "required": ["amount", "currency"],
+        "additionalProperties": False,
+        "example": {"amount": 5000, "currency": "JPY"},
+    }
+
+
+class MoneyFieldSchema(OpenApiSerializerFieldExtension):
+    """Money as the `Money` component, or `PositiveMoney` for a command's amount; both use `Currency`."""
+
+    target_class = MoneyField
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        positive = self.target.positive and direction == "request"
+        codes = {"type": "string", "enum": sorted(CURRENCY_EXPONENTS), "description": "ISO 4217 code"}
+        currency = ResolvedComponent(name="Currency", type=ResolvedComponent.SCHEMA, object="Currency", schema=codes)
+        money = ResolvedComponent(
+            name="PositiveMoney" if positive else "Money",
+            type=ResolvedComponent.SCHEMA,
+            object="PositiveMoney" if positive else "Money",
+            schema=money_schema(positive=positive),
+        )
+        for component in (currency, money):
+            auto_schema.registry.register_on_missing(component)
+        return money.ref
+
+
+# text -----------------------------------------------------------------------------------------------------
 def no_card_numbers(value: str) -> str:
     """Validator for free text that ends up in events (descriptions, reasons): card numbers go to the vault.
     Django's ValidationError, so API serializers and admin forms share it; a number written with any
@@ -127,6 +169,60 @@ def no_card_numbers(value: str) -> str:
     if isinstance(value, str) and mask_pans(value) != value:
         raise DjangoValidationError("must not contain a card number; tokenise cards with the vault", code="card_number")
     return value
+
+
+class FreeTextField(serializers.CharField):
+    """Optional free text that ends up in events (a description, a reason, a reference): blank by default, no
+    card number. Like every CharField it refuses NUL (PostgreSQL text cannot hold it) and lone surrogates."""
+
+    def __init__(self, *, max_length: int, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("default", "")
+        super().__init__(max_length=max_length, validators=[no_card_numbers, *kwargs.pop("validators", [])], **kwargs)
+
+
+class ServiceValidatedField(serializers.JSONField):
+    """A value handed to the service as sent, for it to validate -- the vault, whose messages never repeat a card
+    number (DRF's would). `schema` documents what the service accepts."""
+
+    def __init__(self, *, schema: dict, **kwargs):
+        self.schema = schema
+        super().__init__(**kwargs)
+
+
+class ServiceValidatedFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = ServiceValidatedField
+
+    def map_serializer_field(self, auto_schema, direction):
+        return self.target.schema
+
+
+# What DRF's CharField enforces on every text input, in JSON schema: no NUL anywhere (PostgreSQL text cannot hold
+# it), and -- surrounding whitespace being trimmed before the blank check -- some other character where blank is
+# refused. Blank-allowed text says "no NUL" with `not` rather than a pattern, which drf-spectacular would wrap in
+# a oneOf that refuses the empty string.
+NON_BLANK_TEXT_PATTERN = r"^\s*[^\s\u0000][^\u0000]*$"
+NO_NUL = {"not": {"pattern": r"\u0000"}}
+
+
+class CharFieldSchema(OpenApiSerializerFieldExtension):
+    """Every text input of the API documents the NUL and blank rules its CharField enforces."""
+
+    target_class = serializers.CharField
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        # A RegexField's own pattern is added after this mapping, and says more.
+        patterned = any(isinstance(validator, RegexValidator) for validator in self.target.validators)
+        plain_string = schema.get("type") == "string" and not {"pattern", "format", "enum"} & set(schema)
+        if direction == "request" and plain_string and not patterned:
+            if self.target.allow_blank:
+                schema.update(NO_NUL)
+            else:
+                schema["pattern"] = NON_BLANK_TEXT_PATTERN
+        return schema
 
 
 # If-Match / ETag ------------------------------------------------------------------------------------------
@@ -227,6 +323,7 @@ def idempotent(view_method):
                 transaction.set_rollback(True)
             return response
 
+    wrapper.idempotency_key = True  # documented by fintech.openapi: the header, and 422 idempotency_key_reused
     return wrapper
 
 

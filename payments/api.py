@@ -10,7 +10,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import policy
-from fintech.api import MoneyField, etag, expected_version_from, idempotent, no_card_numbers, register_problem
+from fintech.api import (
+    FreeTextField,
+    MoneyField,
+    etag,
+    expected_version_from,
+    idempotent,
+    no_card_numbers,
+    register_problem,
+)
+from fintech.eventstore import ConcurrencyConflict, PreconditionFailed
+from fintech.openapi import raises
 from payments import services
 from payments.domain import AmountTooLarge, InvalidAmount, InvalidTransition, PaymentError, check_amount_limit
 from payments.gateway import AcquirerUnavailable
@@ -68,13 +78,12 @@ class PaymentCreateApi(MerchantApi):
             # A card number sent here by mistake is refused before it can reach an event or a log.
             token = serializers.CharField(max_length=80, validators=[no_card_numbers])
 
-        amount = MoneyField(validators=[payment_amount_bound])
+        amount = MoneyField(positive=True, validators=[payment_amount_bound])
         payment_method = PaymentMethodSerializer()
-        description = serializers.CharField(
-            max_length=500, required=False, allow_blank=True, default="", validators=[no_card_numbers]
-        )
+        description = FreeTextField(max_length=500)
 
     @extend_schema(request=InputSerializer, responses={201: PaymentOutputSerializer})
+    @raises(InvalidAmount, AmountTooLarge, services.UnknownPaymentMethod)
     @idempotent
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
@@ -98,6 +107,7 @@ class PaymentAuthorizeApi(MerchantApi):
             ref_name = "PaymentAuthorizeInput"
 
     @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
+    @raises(InvalidTransition, ConcurrencyConflict, PreconditionFailed, AcquirerUnavailable)
     @idempotent
     def post(self, request, **kwargs):
         self.InputSerializer(data=request.data).is_valid(raise_exception=True)
@@ -115,9 +125,10 @@ class PaymentCaptureApi(MerchantApi):
         class Meta:
             ref_name = "PaymentCaptureInput"
 
-        amount = MoneyField(required=False)
+        amount = MoneyField(positive=True, required=False)
 
     @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
+    @raises(InvalidAmount, InvalidTransition, ConcurrencyConflict, PreconditionFailed)
     @idempotent
     def post(self, request, **kwargs):
         serializer = self.InputSerializer(data=request.data)
@@ -137,12 +148,11 @@ class PaymentRefundApi(MerchantApi):
         class Meta:
             ref_name = "PaymentRefundInput"
 
-        amount = MoneyField()
-        reason = serializers.CharField(
-            max_length=500, required=False, allow_blank=True, default="", validators=[no_card_numbers]
-        )
+        amount = MoneyField(positive=True)
+        reason = FreeTextField(max_length=500)
 
     @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
+    @raises(InvalidAmount, InvalidTransition, ConcurrencyConflict, PreconditionFailed)
     @idempotent
     def post(self, request, **kwargs):
         serializer = self.InputSerializer(data=request.data)
@@ -163,11 +173,10 @@ class PaymentCancelApi(MerchantApi):
         class Meta:
             ref_name = "PaymentCancelInput"
 
-        reason = serializers.CharField(
-            max_length=500, required=False, allow_blank=True, default="", validators=[no_card_numbers]
-        )
+        reason = FreeTextField(max_length=500)
 
     @extend_schema(request=InputSerializer, responses={200: PaymentOutputSerializer})
+    @raises(InvalidTransition, ConcurrencyConflict, PreconditionFailed)
     @idempotent
     def post(self, request, **kwargs):
         serializer = self.InputSerializer(data=request.data)

@@ -3,6 +3,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from fintech.api import MoneyField
+from payments.domain import STATUSES
 
 
 class PaymentMethodOutputSerializer(serializers.Serializer):
@@ -15,7 +16,7 @@ class PaymentOutputSerializer(serializers.Serializer):
     """A payment as its command responses show it (built from the aggregate just saved)."""
 
     id = serializers.UUIDField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=STATUSES)
     amount = MoneyField()
     version = serializers.IntegerField()
     merchant_id = serializers.CharField()
@@ -27,6 +28,43 @@ class PaymentOutputSerializer(serializers.Serializer):
     captured_amount = MoneyField()
     refunded_amount = MoneyField()
     created_at = serializers.DateTimeField()
+
+
+class PaymentDocumentSerializer(PaymentOutputSerializer):
+    """A payment as the read model answers it (projections.selectors.payment_document): the command responses'
+    fields and the time of each step."""
+
+    class Meta:
+        ref_name = "PaymentDocument"
+
+    authorized_at = serializers.DateTimeField(allow_null=True)
+    captured_at = serializers.DateTimeField(allow_null=True)
+    refunded_at = serializers.DateTimeField(allow_null=True)
+    cancelled_at = serializers.DateTimeField(allow_null=True)
+    failed_at = serializers.DateTimeField(allow_null=True)
+
+
+class FreshnessSerializer(serializers.Serializer):
+    read_model_version = serializers.IntegerField()
+    projection_checkpoint_at = serializers.DateTimeField(allow_null=True)
+    source = serializers.ChoiceField(choices=["cache", "table"])
+
+
+class PaymentDetailOutputSerializer(PaymentDocumentSerializer):
+    class Meta:
+        ref_name = "PaymentDetail"
+
+    freshness = FreshnessSerializer()
+
+
+class PaymentListOutputSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "PaymentList"
+
+    results = PaymentDocumentSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+    projection_checkpoint_at = serializers.DateTimeField(allow_null=True)
+    as_of = serializers.DateTimeField()
 
 
 class EventOutputSerializer(serializers.Serializer):

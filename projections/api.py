@@ -2,14 +2,14 @@
 
 import datetime as dt
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from payments.api import MerchantApi
 from payments.domain import STATUSES
+from payments.serializers import PaymentDetailOutputSerializer, PaymentListOutputSerializer
 from projections import selectors
 
 
@@ -22,7 +22,7 @@ def _freshness(document: dict, source: str) -> dict:
 
 
 class PaymentDetailApi(MerchantApi):
-    @extend_schema(operation_id="payments_retrieve", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="payments_retrieve", responses={200: PaymentDetailOutputSerializer})
     def get(self, request, **kwargs):
         found = selectors.payment_get(payment_id=self.payment_id(), merchant_id=self.merchant_id())
         if found is None:
@@ -50,13 +50,15 @@ class PaymentListApi(MerchantApi):
         amount_min = serializers.IntegerField(required=False, min_value=0)
         amount_max = serializers.IntegerField(required=False, min_value=0)
         currency = serializers.RegexField(r"^[A-Z]{3}$", required=False)
-        cursor = serializers.CharField(required=False, max_length=200)
+        cursor = serializers.CharField(
+            required=False, max_length=200, help_text="opaque: the next_cursor of the previous page, nothing else"
+        )
         limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
 
     @extend_schema(
         operation_id="payments_list",
-        parameters=[OpenApiParameter(name, str, required=False) for name in FilterSerializer().fields],
-        responses={200: OpenApiTypes.OBJECT},
+        parameters=[FilterSerializer],
+        responses={200: PaymentListOutputSerializer},
     )
     def get(self, request, **kwargs):
         serializer = self.FilterSerializer(data=request.query_params)

@@ -9,7 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import policy
-from fintech.api import idempotent, no_card_numbers, register_problem
+from fintech.api import ServiceValidatedField, idempotent, no_card_numbers, register_problem
+from fintech.openapi import raises
 from fintech.throttling import DetokenizeRateThrottle
 from vault import services
 from vault.domain import DetokenizationDenied, InvalidCard, TokenNotFound
@@ -43,14 +44,28 @@ class TokenCreateApi(APIView):
             ref_name = "VaultTokenCreateInput"
 
         # Validated by the vault itself, whose messages never repeat the number; DRF's would (max_length).
-        card_number = serializers.JSONField()
-        exp_month = serializers.JSONField()
-        exp_year = serializers.JSONField()
+        card_number = ServiceValidatedField(
+            schema={
+                "type": "string",
+                "pattern": "^[ -]*([0-9][ -]*){12,19}$",
+                "description": "12 to 19 digits passing the Luhn check; spaces and dashes are ignored",
+            }
+        )
+        exp_month = ServiceValidatedField(schema={"type": "integer", "minimum": 1, "maximum": 12})
+        exp_year = ServiceValidatedField(
+            schema={
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 9999,
+                "description": "2 or 4 digits; the card must not have expired nor expire more than 50 years ahead",
+            }
+        )
         cardholder_name = serializers.CharField(
             max_length=200, required=False, allow_null=True, default=None, validators=[no_card_numbers]
         )
 
     @extend_schema(request=InputSerializer, responses={201: CardOutputSerializer})
+    @raises(InvalidCard)
     @idempotent
     def post(self, request):
         merchant_id = policy.merchant_of(request.user)
@@ -88,6 +103,7 @@ class TokenDetokenizeApi(APIView):
         card_number = serializers.CharField()
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @raises(DetokenizationDenied, TokenNotFound)
     def post(self, request, token):
         serializer = self.InputSerializer(data=request.data)
         valid = serializer.is_valid()
