@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.http import Http404
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -24,6 +25,8 @@ from fintech.eventstore import ConcurrencyConflict, PreconditionFailed
 from fintech.models import IdempotencyRecord
 from fintech.money import CURRENCY_EXPONENTS, MAX_MINOR, Money, MoneyError
 from vault.logging import mask_pans, mask_value
+
+logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -78,8 +81,29 @@ def problem(http_status: int, code: str, detail: str, **extra) -> Response:
     return Response(mask_value(body), status=http_status, content_type=PROBLEM_CONTENT_TYPE)
 
 
+# The database is unreachable, restarting, or dropped the connection (also a deadlock or a cancelled statement,
+# all worth a retry): the client is told to come back, never given a bare 500. Whether a command that was
+# running committed is unknown to it, which is what its Idempotency-Key is for.
+_UNAVAILABLE = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 2
+
+
+def _unavailable(exc: Exception) -> Response:
+    logger.warning("database unavailable, answered 503: %s", exc)
+    response = problem(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "service_unavailable",
+        "the service cannot reach its database right now; retry later (a command with its Idempotency-Key is safe "
+        "to retry: it replays what committed or runs once)",
+    )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def problem_exception_handler(exc, context):
     """The one place exceptions become HTTP answers: application/problem+json with a stable `code`."""
+    if isinstance(exc, _UNAVAILABLE):
+        return _unavailable(exc)
     known = problem_status_code(type(exc))
     if known is not None:
         return problem(*known, str(exc))

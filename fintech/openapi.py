@@ -1,10 +1,11 @@
 """What the OpenAPI schema says about errors, built once for every operation (a drf-spectacular postprocessing
 hook) from the same registry the exception handler answers with, so the two cannot disagree.
 
-Every operation documents 401, 403 and 429; 400 where a body, a query or a header is read; 404 where the path
-names something; 415 where a body is read; and the statuses of the domain errors its view declares with
-`@raises(...)`. An `@idempotent` command documents the Idempotency-Key header and 422 idempotency_key_reused;
-one that may raise PreconditionFailed documents the If-Match header (that is what 412 answers).
+Every operation documents 401, 403, 429 and 503 (the database unreachable); 400 where a body, a query or a
+header is read; 404 where the path names something; 415 where a body is read; and the statuses of the domain
+errors its view declares with `@raises(...)`. An `@idempotent` command documents the Idempotency-Key header and
+422 idempotency_key_reused; one that may raise PreconditionFailed documents the If-Match header (that is what
+412 answers).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ _GENERIC_CODES = {
     415: ["unsupported_media_type"],
     422: ["idempotency_key_reused"],
     429: ["throttled"],
+    503: ["service_unavailable"],
 }
 
 
@@ -92,7 +94,7 @@ def _problem_response(codes: list[str]) -> dict:
 def _statuses(operation: dict, method: str, view_method) -> dict[int, list[str]]:
     parameters = operation.get("parameters", [])
     statuses: dict[int, list[str]] = defaultdict(list)
-    for status in (401, 403, 429):
+    for status in (401, 403, 429, 503):
         statuses[status] += _GENERIC_CODES[status]
     if method != "get" or any(p["in"] in ("query", "header") for p in parameters):
         statuses[400] += _GENERIC_CODES[400]
@@ -131,8 +133,8 @@ def document_problems(result, generator, request, public):
             responses = operation["responses"]
             for status, codes in sorted(_statuses(operation, method, view_method).items()):
                 responses.setdefault(str(status), _problem_response(codes))
-            if "429" in responses:
-                responses["429"]["headers"] = {
+            for retried in ("429", "503"):
+                responses[retried]["headers"] = {
                     "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 0}}
                 }
     return result
