@@ -146,22 +146,41 @@ def balance_from_hash(fields: dict) -> dict | None:
     return balance_document(fields)
 
 
-def balance_cached(account_id) -> dict | None:
+def balance_cached(account_id) -> tuple[dict | None, bool]:
+    """(the cached balance or None, whether Redis answered)."""
     try:
         fields = client().hgetall(balance_key(account_id))
     except redis.RedisError:
         logger.warning("Redis unavailable: balance %s read from the table", account_id)
-        return None
-    return balance_from_hash(fields) if fields else None
+        return None, False
+    return (balance_from_hash(fields) if fields else None), True
 
 
-def payment_cached(payment_id) -> dict | None:
+def balance_fill(fields: dict) -> None:
+    """Put a balance read from the table into Redis (a read that missed), never over a newer version: what an
+    outage or an eviction left out comes back with the next reads, without an operator."""
+    try:
+        balances_set({balance_key(fields["account_id"]): fields})
+    except redis.RedisError:
+        logger.warning("Redis unavailable: balance %s not put back in the cache", fields["account_id"])
+
+
+def payment_cached(payment_id) -> tuple[dict | None, bool]:
+    """(the cached payment document or None, whether Redis answered)."""
     try:
         value = client().get(payment_key(payment_id))
     except redis.RedisError:
         logger.warning("Redis unavailable: payment %s read from the table", payment_id)
-        return None
-    return None if value is None else json.loads(value)
+        return None, False
+    return (None if value is None else json.loads(value)), True
+
+
+def payment_fill(document: dict) -> None:
+    """Put a payment read from the table into Redis (a read that missed), never over a newer version."""
+    try:
+        documents_set({payment_key(document["id"]): document}, ttl=PAYMENT_TTL_SECONDS)
+    except redis.RedisError:
+        logger.warning("Redis unavailable: payment %s not put back in the cache", document["id"])
 
 
 def checkpoint_note(projection: str) -> None:

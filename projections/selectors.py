@@ -65,11 +65,16 @@ def projection_checkpoint_at(name: str = PAYMENTS) -> str | None:
 
 def payment_get(*, payment_id: uuid.UUID, merchant_id: str) -> tuple[dict, str] | None:
     """(document, source) of a merchant's payment from the read model, "cache" or "table"; None if absent."""
-    document = cache.payment_cached(payment_id)
+    document, reachable = cache.payment_cached(payment_id)
     if document is not None:
         return (document, "cache") if document["merchant_id"] == merchant_id else None
     row = PaymentView.objects.filter(payment_id=payment_id, merchant_id=merchant_id).first()
-    return None if row is None else (payment_document(row), "table")
+    if row is None:
+        return None
+    document = payment_document(row)
+    if reachable:
+        cache.payment_fill(document)
+    return document, "table"
 
 
 @dataclass(frozen=True)
@@ -120,11 +125,16 @@ def payment_list(
 def balance_get(*, account_id: uuid.UUID) -> tuple[dict, str] | None:
     """An account's balance from Redis, or from the read table when Redis misses or is down: (document,
     "cache" | "table"); None when the read model does not know the account (yet)."""
-    cached = cache.balance_cached(account_id)
+    cached, reachable = cache.balance_cached(account_id)
     if cached is not None:
         return cached, "cache"
     row = BalanceView.objects.filter(account_id=account_id).first()
-    return (balance_document(balance_fields(row)), "table") if row else None
+    if row is None:
+        return None
+    fields = balance_fields(row)
+    if reachable:
+        cache.balance_fill(fields)
+    return balance_document(fields), "table"
 
 
 def balance_rows() -> dict[uuid.UUID, tuple[int, int, int]]:

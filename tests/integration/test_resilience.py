@@ -13,11 +13,14 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from accounts.bookings import LEDGER_BOOKINGS
+from accounts.models import Account
 from fintech import eventstore
 from fintech.eventstore import Checkpoint
 from fintech.money import Money
 from payments import services
 from projections import engine
+from projections.balances import BALANCES
 from projections.cache import payment_key
 from projections.engine import Projection, projection_register, projection_run
 from projections.models import ProjectionState
@@ -183,3 +186,45 @@ def test_redis_down_reads_fall_back_to_table_and_rebuild_cache_refills_it(redis_
     assert {k: v for k, v in from_cache.items() if k != "freshness"} == {
         k: v for k, v in from_table.items() if k != "freshness"
     }
+
+
+def test_redis_down_commands_commit_and_caches_refill_on_read_when_it_returns(redis_db, settings):
+    # given Redis down (nothing listens where the cache points)
+    _cache_at(settings, DEAD_REDIS)
+    merchant = unique_merchant_id("refill")
+    client = merchant_client(merchant)
+    token = card_token(merchant)
+    # when a merchant pays, authorizes and captures through the API
+    created = client.post(
+        "/api/v1/payments",
+        {"amount": {"amount": 1400, "currency": "JPY"}, "payment_method": {"token": token}},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    url = f"/api/v1/payments/{created.json()['id']}"
+    assert client.post(f"{url}/authorize", {}, format="json").status_code == 200
+    assert client.post(f"{url}/capture", {}, format="json").status_code == 200
+    # then the commands committed, and the projections (payments, bookings, balances) reach the head without Redis
+    for name in (PAYMENTS, LEDGER_BOOKINGS, BALANCES, BALANCES):
+        projection_run(name=name)
+    account_id = Account.objects.get(owner_type="merchant", owner_id=merchant, currency="JPY").id
+    balance_url = f"/api/v1/accounts/{account_id}/balance"
+    assert client.get(url).json()["freshness"]["source"] == "table"
+    assert client.get(balance_url).json()["source"] == "table"
+
+    # when Redis is back, with nothing in it for the outage's writes
+    _cache_at(settings, redis_db.cache_url)
+    assert redis_db.client().get(payment_key(created.json()["id"])) is None
+    # then a read answers from the table and puts what it read in the cache, so the next one is a cache hit,
+    # with no operator running rebuild_cache
+    from_table = client.get(url).json()
+    from_cache = client.get(url).json()
+    assert (from_table["freshness"]["source"], from_cache["freshness"]["source"]) == ("table", "cache")
+    assert {k: v for k, v in from_cache.items() if k != "freshness"} == {
+        k: v for k, v in from_table.items() if k != "freshness"
+    }
+    assert from_cache["status"] == "captured"
+    balance_from_table = client.get(balance_url).json()
+    balance_from_cache = client.get(balance_url).json()
+    assert (balance_from_table["source"], balance_from_cache["source"]) == ("table", "cache")
+    assert balance_from_cache["pending"] == balance_from_table["pending"] != {"amount": 0, "currency": "JPY"}
