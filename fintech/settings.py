@@ -104,6 +104,10 @@ CELERY_TASK_ACKS_LATE = True
 # A wake-up that cannot be sent is not worth waiting for: beat catches up.
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A wake-up sent after a commit connects at most twice, at once: kombu's default retried for about 6 s while the
+# broker was down, and the request that committed waited that long. (The worker's own connection retries are
+# the broker_connection_* settings, unaffected.)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / ".data" / "celerybeat"))
 # Projections are woken after every append and caught up by beat every few seconds (a lost wake-up only delays).
 PROJECTIONS_WAKE_ON_COMMIT = env_bool("PROJECTIONS_WAKE_ON_COMMIT", True)

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 # holds, and skip Redis until then. Beat's catch-up remains the safety net for anything lost.
 WAKE_INTERVAL_SECONDS = 0.2
 WAKE_GATE_KEY = "projections:wake"
+BROKER_DOWN_PAUSE_SECONDS = 5.0
 _quiet_until = 0.0
 
 
@@ -51,8 +52,15 @@ def projections_wake(events: list[RecordedEvent]) -> None:
     if won:
         from projections.tasks import projections_wake_task
 
-        projections_wake_task.delay()
-        projections_wake_task.apply_async(countdown=WAKE_INTERVAL_SECONDS)
+        try:
+            projections_wake_task.delay()
+            projections_wake_task.apply_async(countdown=WAKE_INTERVAL_SECONDS)
+        except Exception:
+            # The broker is down: this process stops trying for a while rather than make every commit wait on
+            # it; the events wait in the log for beat's catch-up or the first wake-up after the pause. The
+            # failure still reaches the event store's log.
+            _quiet_until = time.monotonic() + BROKER_DOWN_PAUSE_SECONDS
+            raise
 
 
 def projections_wake_prepare() -> None:

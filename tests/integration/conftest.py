@@ -113,6 +113,16 @@ def redis_db(settings) -> Iterator[RedisTarget]:
         _switch_broker(previous_broker)
 
 
+@pytest.fixture
+def broker_down(redis_db) -> Iterator[None]:
+    """The Celery broker this process sends to is down (nothing listens where it points)."""
+    _switch_broker("redis://127.0.0.1:1/0")
+    try:
+        yield
+    finally:
+        _switch_broker(redis_db.broker_url)
+
+
 @dataclass
 class Worker:
     """`celery -A fintech worker -B --pool solo` on the test database, in a process group of its own."""

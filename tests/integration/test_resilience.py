@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -20,11 +21,13 @@ from fintech.eventstore import Checkpoint
 from fintech.money import Money
 from payments import services
 from projections import engine
+from projections import services as projection_services
 from projections.balances import BALANCES
 from projections.cache import payment_key
 from projections.engine import Projection, projection_register, projection_run
-from projections.models import ProjectionState
+from projections.models import PaymentView, ProjectionState
 from projections.payments import PAYMENTS
+from projections.tasks import projections_wake_task
 from tests.integration.helpers import ACTOR, card_token, merchant_client, payments_append, unique_merchant_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -228,3 +231,40 @@ def test_redis_down_commands_commit_and_caches_refill_on_read_when_it_returns(re
     balance_from_cache = client.get(balance_url).json()
     assert (balance_from_table["source"], balance_from_cache["source"]) == ("table", "cache")
     assert balance_from_cache["pending"] == balance_from_table["pending"] != {"amount": 0, "currency": "JPY"}
+
+
+def test_broker_down_commands_commit_and_the_broker_is_not_tried_on_every_commit(
+    broker_down, settings, monkeypatch, caplog
+):
+    # given the broker down, wake-ups on, and a record of every attempt to send one
+    settings.PROJECTIONS_WAKE_ON_COMMIT = True
+    monkeypatch.setattr(projection_services, "_quiet_until", 0.0)
+    attempts = []
+    real_delay = projections_wake_task.delay
+
+    def counted_delay(*args, **kwargs):
+        attempts.append(1)
+        return real_delay(*args, **kwargs)
+
+    monkeypatch.setattr(projections_wake_task, "delay", counted_delay)
+    merchant = unique_merchant_id("broker")
+    token = card_token(merchant)
+    # when payments are made further apart than the wake-up interval, which would each send a wake-up
+    made = []
+    for _ in range(3):
+        made.append(
+            services.payment_initiate(
+                merchant_id=merchant, amount=Money(1200, "JPY"), payment_method_token=token, actor=ACTOR
+            )
+        )
+        time.sleep(projection_services.WAKE_INTERVAL_SECONDS * 1.5)
+    # then every command committed
+    assert [eventstore.stream_version(payment.id) for payment in made] == [1, 1, 1]
+    # and the broker was tried once: after a failed send the process backs off instead of making every
+    # commit wait on a broker that is down (the failure is logged; beat's catch-up covers what is committed)
+    assert len(attempts) == 1
+    assert any("event subscriber" in record.getMessage() for record in caplog.records)
+    # and the projections catch up from the log once run, as beat does when the broker is back
+    projection_run(name=PAYMENTS)
+    assert ProjectionState.objects.get(name=PAYMENTS).error == ""
+    assert PaymentView.objects.filter(merchant_id=merchant).count() == 3
