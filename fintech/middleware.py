@@ -1,7 +1,14 @@
+import logging
 import re
 import uuid
 
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse
+
+from fintech.api import RETRY_AFTER_SECONDS
 from fintech.eventstore import command_metadata
+
+logger = logging.getLogger(__name__)
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -31,4 +38,26 @@ class CommandMetadataMiddleware:
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
         response["X-Correlation-ID"] = correlation_id
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """Outside the API (whose exception handler answers problem+json), a page that runs into an unreachable
+    database or a dropped connection answers 503 with Retry-After rather than a server error."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        logger.warning("database unavailable, %s answered 503: %s", request.path, exception)
+        response = HttpResponse(
+            "<h1>Service unavailable</h1><p>The database cannot be reached right now. Try again in a moment.</p>",
+            status=503,
+        )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response

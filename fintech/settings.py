@@ -158,6 +158,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "fintech.middleware.CommandMetadataMiddleware",
+    "fintech.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "fintech.urls"

@@ -72,3 +72,22 @@ def test_first_request_after_a_restart_is_served_on_a_new_connection(client):
     close_old_connections()
     # then it is served on a new connection instead of failing on the dead one
     assert client.get(PAYMENTS_URL).status_code == 200
+
+
+def test_admin_page_after_the_database_dropped_its_connection_answers_503(client):
+    # given a staff user's admin session, served on this connection
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    admin = get_user_model().objects.create_superuser("fault-admin", password="unused-password")
+    browser = Client()
+    browser.force_login(admin)
+    assert browser.get("/admin/").status_code == 200
+    # when the database drops the connection and the next page runs into it
+    _drop_this_connection()
+    response = browser.get("/admin/accounts/account/")
+    # then the page answers 503 with Retry-After, not a server error
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) >= 1
+    close_old_connections()
+    assert browser.get("/admin/").status_code == 200
