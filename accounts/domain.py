@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from fintech.events import DomainEvent
-from fintech.money import MAX_MINOR, Money, currency_exponent
+from fintech.money import MAX_MINOR, Money, minor_limit
 
 AGGREGATE_TYPE = "customer"
 
@@ -169,7 +169,7 @@ def check_amount(amount: Money, *currencies: str, max_major: int) -> None:
 
 def check_amount_limit(amount: Money, *, max_major: int) -> None:
     """AmountTooLarge above `max_major` major units of the amount's currency."""
-    limit = min(max_major * 10 ** currency_exponent(amount.currency), MAX_MINOR)
+    limit = minor_limit(amount.currency, max_major)
     if amount.minor > limit:
         raise AmountTooLarge(f"the amount is above the limit of {Money(limit, amount.currency)} per operation")
 

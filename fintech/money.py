@@ -52,6 +52,12 @@ def currency_exponent(currency: str) -> int:
     raise MoneyError(f"unknown currency {currency!r}")
 
 
+def minor_limit(currency: str, max_major: int) -> int:
+    """`max_major` major units of a currency in its minor units (1,000 is 1,000 JPY, 1,000.00 USD, 1,000.000 KWD),
+    never beyond what Money can hold (MAX_MINOR): a configured limit, as the domains check it."""
+    return min(max_major * 10 ** currency_exponent(currency), MAX_MINOR)
+
+
 def _check_minor(minor: object) -> int:
     # bool is an int subclass; True yen is not an amount.
     if isinstance(minor, bool) or not isinstance(minor, int):

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from fintech.events import DomainEvent, upcaster
-from fintech.money import MAX_MINOR, Money, currency_exponent
+from fintech.money import Money, minor_limit
 
 AGGREGATE_TYPE = "payment"
 
@@ -53,7 +53,7 @@ class AmountTooLarge(InvalidAmount):
 def check_amount_limit(amount: Money, *, max_major: int) -> None:
     """AmountTooLarge above `max_major` major units of the amount's currency (scaled by its exponent: 1,000 is
     1,000 JPY or 1,000.00 USD). Captures and refunds never exceed the initiated amount, so this bounds them too."""
-    limit = min(max_major * 10 ** currency_exponent(amount.currency), MAX_MINOR)
+    limit = minor_limit(amount.currency, max_major)
     if amount.minor > limit:
         raise AmountTooLarge(f"a payment is at most {Money(limit, amount.currency)}")
 
