@@ -84,7 +84,7 @@ def problem(http_status: int, code: str, detail: str, **extra) -> Response:
 # The database is unreachable, restarting, or dropped the connection (also a deadlock or a cancelled statement,
 # all worth a retry): the client is told to come back, never given a bare 500. Whether a command that was
 # running committed is unknown to it, which is what its Idempotency-Key is for.
-_UNAVAILABLE = (OperationalError, InterfaceError)
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 RETRY_AFTER_SECONDS = 2
 
 
@@ -102,7 +102,7 @@ def _unavailable(exc: Exception) -> Response:
 
 def problem_exception_handler(exc, context):
     """The one place exceptions become HTTP answers: application/problem+json with a stable `code`."""
-    if isinstance(exc, _UNAVAILABLE):
+    if isinstance(exc, DATABASE_UNAVAILABLE):
         return _unavailable(exc)
     known = problem_status_code(type(exc))
     if known is not None:

@@ -2,10 +2,9 @@ import logging
 import re
 import uuid
 
-from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 
-from fintech.api import RETRY_AFTER_SECONDS
+from fintech.api import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 from fintech.eventstore import command_metadata
 
 logger = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, OperationalError | InterfaceError):
+        if not isinstance(exception, DATABASE_UNAVAILABLE):
             return None
         logger.warning("database unavailable, %s answered 503: %s", request.path, exception)
         response = HttpResponse(

@@ -33,7 +33,7 @@ from vault.logging import mask_pans
 from vault.models import Card, DetokenizationAudit, SubjectKey
 
 DETOKENIZE_PERMISSION = "vault.detokenize"
-ROLES = {"support": [], "finance": [], "cde": ["detokenize"]}
+ROLES = {policy.SUPPORT: [], policy.FINANCE: [], policy.CDE: ["detokenize"]}
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_PATTERN = re.compile(r"^tok_[A-Za-z0-9]{1,60}$")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd]")

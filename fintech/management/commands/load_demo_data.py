@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import policy
 from accounts.domain import AccountKind
 from accounts.services import (
     account_deposit,
@@ -44,11 +45,11 @@ class Command(BaseCommand):
             self.stdout.write("demo data already loaded (tokens are printed only once; issue_api_token makes more)")
             return
         token = api_token_issue(username=DEMO_USER, merchant_id=DEMO_MERCHANT)
-        finance_token = api_token_issue(username=FINANCE_USER, group="finance")
+        finance_token = api_token_issue(username=FINANCE_USER, group=policy.FINANCE)
         password = secrets.token_urlsafe(12)
         admin = users.create_superuser(ADMIN_USER, password=password)
         # A superuser is no role it is not given: the demo admin moves money in the admin as finance does.
-        admin.groups.add(Group.objects.get_or_create(name="finance")[0])
+        admin.groups.add(Group.objects.get_or_create(name=policy.FINANCE)[0])
         actor = f"user:{users.get(username=DEMO_USER).pk}"
         cards = self._cards()
         with command_metadata(correlation_id="demo-data"):
