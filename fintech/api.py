@@ -6,14 +6,12 @@ import functools
 import json
 import logging
 import re
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.http import Http404
-from django.utils import timezone
 from django.utils.module_loading import import_string
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
@@ -24,6 +22,7 @@ from rest_framework.views import exception_handler
 from fintech.eventstore import ConcurrencyConflict, PreconditionFailed
 from fintech.models import IdempotencyRecord
 from fintech.money import CURRENCY_EXPONENTS, MAX_MINOR, Money, MoneyError
+from fintech.services import idempotency_expired_before
 from vault.logging import mask_pans, mask_value
 
 logger = logging.getLogger(__name__)
@@ -294,7 +293,7 @@ def _lookup(*, owner_id: int, key: str) -> IdempotencyRecord | None:
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"idempotency:{owner_id}:{key}"])
-    expired = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    expired = idempotency_expired_before()
     record = IdempotencyRecord.objects.filter(owner_id=owner_id, key=key).first()
     if record is not None and record.created_at < expired:
         record.delete()
