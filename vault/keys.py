@@ -227,12 +227,9 @@ class LocalKeyProvider:
     def prf_keys_rewrap(self) -> list[str]:
         with self._lock:
             primary = self._handle_now().keyset_info().primary_key_id
-            rewrapped = []
-            for name in PRF_KEYS:
-                path = self.prf_path(name)
-                if path.exists() and key_id_of(path.read_bytes()) != primary:
-                    self._write_prf(name, self._prf_keyset_bytes(name))
-                    rewrapped.append(name)
+            rewrapped = [name for name, key_id in self._prf_wrapping().items() if key_id != primary]
+            for name in rewrapped:
+                self._write_prf(name, self._prf_keyset_bytes(name))
             return rewrapped
 
     def retire(self, key_ids: set[int]) -> None:
@@ -240,9 +237,8 @@ class LocalKeyProvider:
             keyset = _keyset_proto(self._handle_now())
             if keyset.primary_key_id in key_ids:
                 raise VaultKeyError("the primary key cannot be retired")
-            for name in PRF_KEYS:
-                path = self.prf_path(name)
-                if path.exists() and key_id_of(path.read_bytes()) in key_ids:
+            for name, key_id in self._prf_wrapping().items():
+                if key_id in key_ids:
                     raise VaultKeyError(f"the {name} key is still wrapped by a key to retire: run rotate_keys --resume")
             kept = [key for key in keyset.key if key.key_id not in key_ids]
             del keyset.key[:]
@@ -272,6 +268,10 @@ class LocalKeyProvider:
             except FileExistsError:
                 pass
         return kek.decrypt(path.read_bytes(), context)
+
+    def _prf_wrapping(self) -> dict[str, int]:
+        """The id of the KEK key that wraps each PRF key there is."""
+        return {name: key_id_of(self.prf_path(name).read_bytes()) for name in PRF_KEYS if self.prf_path(name).exists()}
 
     def _write_prf(self, name: str, keyset_bytes: bytes) -> None:
         kek = self._handle_now().primitive(aead.Aead)
