@@ -16,10 +16,7 @@ PAYMENTS_URL = "/api/v1/payments"
 def _drop_this_connection() -> None:
     """What a server restart does to the connection this thread's requests use: the backend is terminated."""
     pid = connection.connection.info.backend_pid
-    settings = connection.settings_dict
-    params = {"dbname": settings["NAME"], "user": settings["USER"], "host": settings["HOST"], "autocommit": True}
-    params.update({key: settings[name] for key, name in (("password", "PASSWORD"), ("port", "PORT")) if settings[name]})
-    with psycopg.connect(**params) as admin:
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 

@@ -405,7 +405,7 @@ def test_read_all_holds_back_events_of_current_transaction():
     stream = new_stream()
     [recorded] = eventstore.append(stream, [noted()], 0)
     # and a later transaction that has committed since (so the snapshot's xmax is past our own transaction)
-    with psycopg.connect(**{**_other_database_params(), "dbname": connection.settings_dict["NAME"]}) as later:
+    with psycopg.connect(**connection.get_connection_params()) as later:
         later.execute("SELECT pg_current_xact_id()")
     # then it is not in the log yet (its transaction id is not below the horizon)
     assert _mine(read_everything()[0], stream) == []
@@ -487,7 +487,7 @@ def test_read_all_with_out_of_order_commits_skips_nothing():
 def test_read_all_not_held_back_by_a_transaction_of_another_database():
     # given a transaction open in another database of the same cluster, older than what we append next
     # (another application, or a test run beside this one: transaction ids are cluster-wide)
-    other = psycopg.connect(**_other_database_params())
+    other = psycopg.connect(**{**connection.get_connection_params(), "dbname": "postgres"})
     try:
         other.execute("SELECT pg_current_xact_id()")
         # when an event is appended and committed here
@@ -501,16 +501,6 @@ def test_read_all_not_held_back_by_a_transaction_of_another_database():
     finally:
         other.rollback()
         other.close()
-
-
-def _other_database_params() -> dict:
-    settings = connection.settings_dict
-    params = {"dbname": "postgres", "user": settings["USER"], "host": settings["HOST"], "autocommit": False}
-    if settings["PASSWORD"]:
-        params["password"] = settings["PASSWORD"]
-    if settings["PORT"]:
-        params["port"] = settings["PORT"]
-    return params
 
 
 # publishing after commit ----------------------------------------------------------------------------------
