@@ -7,7 +7,8 @@ and Django's cursor wrapper, which together cost more client time than the state
 payment takes (the event store, the vault's card reads).
 
 `own_connection_execute` writes on a second, autocommit connection per thread: what it writes is committed at
-once and stays whatever the caller's transaction does (the vault's detokenisation audit).
+once and stays whatever the caller's transaction does (the vault's detokenisation audit, the record of an
+acquirer call).
 """
 
 import contextlib
@@ -51,25 +52,28 @@ def _own_connection_new() -> psycopg.Connection:
     return psycopg.connect(**{**params, "application_name": OWN_CONNECTION_NAME, "autocommit": True})
 
 
-def own_connection_execute(sql: str, params: Sequence[Any]) -> None:
+def own_connection_execute(sql: str, params: Sequence[Any]) -> list[tuple]:
     """Run one statement on this thread's own autocommit connection: it is committed when this returns,
-    whatever becomes of the caller's transaction (a record that must survive the caller's rollback).
+    whatever becomes of the caller's transaction (a record that must survive the caller's rollback). Returns
+    the rows the statement returned, if any.
 
     The connection is opened on first use and kept for the thread; one that the server has dropped is replaced
-    and the statement sent once more."""
+    and the statement sent once more: a write may then land twice, so one that must not ignores a conflict on
+    its key."""
     held = getattr(_own, "held", None)
     if held is not None and not held.connection.closed:
         try:
-            held.connection.execute(sql, params)
+            return _rows(held.connection.execute(sql, params))
         except psycopg.OperationalError:
-            # Dropped since its last use (server restart, idle timeout): sent again on a new connection, so a
-            # record is at worst written twice, never lost.
+            # Dropped since its last use (server restart, idle timeout): sent again on a new connection.
             if not held.connection.closed and not held.connection.broken:
                 raise
-        else:
-            return
     _own.held = _OwnConnection(_own_connection_new())
-    _own.held.connection.execute(sql, params)
+    return _rows(_own.held.connection.execute(sql, params))
+
+
+def _rows(cursor) -> list[tuple]:
+    return cursor.fetchall() if cursor.description is not None else []
 
 
 def own_connection_close() -> None:

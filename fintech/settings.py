@@ -123,6 +123,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.settlement_run_task",
         "schedule": float(env("LEDGER_SETTLEMENT_SECONDS", "3600")),
     },
+    # Authorization attempts whose answer nobody recorded (a lost answer, a crash) are settled with the acquirer.
+    "payments-attempts-recover": {
+        "task": "payments.tasks.authorizations_recover_task",
+        "schedule": float(env("PAYMENTS_ATTEMPT_RECOVER_SECONDS", "60")),
+    },
     # Idempotency records past IDEMPOTENCY_KEY_TTL_HOURS are deleted, not kept until their key is reused.
     "idempotency-records-purge": {
         "task": "fintech.tasks.idempotency_records_purge_task",
@@ -234,6 +239,9 @@ SPECTACULAR_SETTINGS = {
 
 # The acquirer the payments app authorises through; the simulator is the sandbox.
 PAYMENTS_ACQUIRER_GATEWAY = env("PAYMENTS_ACQUIRER_GATEWAY", "payments.gateway.SimulatorGateway")
+# An authorization attempt still without a recorded answer this long after it began is settled with the acquirer
+# (an approval nobody recorded is voided). Long enough for a client's retry, which replays the answer, to come.
+PAYMENTS_ATTEMPT_RECOVER_AFTER_SECONDS = float(env("PAYMENTS_ATTEMPT_RECOVER_AFTER_SECONDS", "60"))
 # The company's fee on a captured payment, in basis points of the captured amount (rounded half up).
 LEDGER_CAPTURE_FEE_BPS = int(env("LEDGER_CAPTURE_FEE_BPS", "360"))
 # The largest amount of one payment (PAYMENTS_MAX_AMOUNT) and of one deposit, transfer or hold

@@ -7,7 +7,7 @@ from django.utils.html import format_html, format_html_join
 from fintech.admin import ReadOnlyAdmin, pretty_json, search_uuid
 from fintech.models import Event
 from payments.domain import AGGREGATE_TYPE, PaymentEvent
-from payments.models import PaymentStream
+from payments.models import AuthorizationAttempt, PaymentStream
 
 PAYMENT_EVENT_TYPES = sorted(cls.event_type for cls in PaymentEvent.__subclasses__())
 
@@ -87,3 +87,36 @@ class PaymentAdmin(ReadOnlyAdmin):
             ),
         )
         return format_html("<table><tr><th>v</th><th>event</th><th>occurred</th><th>data</th></tr>{}</table>", rows)
+
+
+@admin.register(AuthorizationAttempt)
+class AuthorizationAttemptAdmin(ReadOnlyAdmin):
+    """Every authorization asked of the acquirer; an open one older than a minute is the recovery job's to
+    settle (see payments.attempts)."""
+
+    list_display = ("started_at", "idempotency_key", "merchant_id", "amount", "currency", "outcome", "resolved_by")
+    list_filter = ("outcome", "resolved_by")
+    search_fields = ("=merchant_id", "=idempotency_key")
+    search_help_text = "A payment id, a merchant id or an attempt's key."
+    ordering = ("-started_at",)
+    fields = (
+        "idempotency_key",
+        "payment_id",
+        "payment_version",
+        "number",
+        "merchant_id",
+        "amount",
+        "currency",
+        "started_at",
+        "outcome",
+        "resolved_at",
+        "resolved_by",
+    )
+    readonly_fields = fields
+    show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        by_id = search_uuid(queryset, "payment_id", search_term)
+        if by_id is not None:
+            return by_id, False
+        return super().get_search_results(request, queryset, search_term)

@@ -2,9 +2,10 @@
 
 `AcquirerGateway` is the interface the services call; `SimulatorGateway` is the sandbox, approving by
 default and, as card processors' sandboxes do, answering by test amount and test card: 2000-2999 minor units
-are declined with that number as the response code, 3000 is a network error (nothing is recorded; retry
-later); card 4000000000000002 is declined (05), 4000000000009995 has insufficient funds (51); a card that
-expired since initiation is declined (54), a token the merchant does not own (14).
+are declined with that number as the response code, 3000 is a network error (the request never reached it),
+3001 an answer lost on the way back (it decided, the caller never hears); card 4000000000000002 is declined
+(05), 4000000000009995 has insufficient funds (51); a card that expired since initiation is declined (54), a
+token the merchant does not own (14).
 
 The gateway sits inside the cardholder data environment: it is the one in-process caller that detokenises,
 as a system actor, and every such call is audited by the vault.
@@ -12,13 +13,16 @@ as a system actor, and every such call is audited by the vault.
 
 from __future__ import annotations
 
-import collections
+import json
 import secrets
-import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import psycopg
+from psycopg.types.json import Jsonb
+
+from fintech.db import own_connection_execute
 from fintech.money import Money
 from payments.domain import PaymentError
 from vault.selectors import EXPIRED, USABLE, token_status
@@ -52,9 +56,15 @@ class AuthorizationResult:
 
 
 class AcquirerGateway(Protocol):
-    """Authorizes once per `request.idempotency_key`: a key seen before gets the answer it got then."""
+    """Authorizes once per `request.idempotency_key`: a key seen before gets the answer it got then. What the
+    acquirer answered a key can be asked again later (None: it never received that request), and an approval
+    voided (so it holds no funds on the card). Each raises AcquirerUnavailable when there is no answer."""
 
     def authorize(self, request: AuthorizationRequest) -> AuthorizationResult: ...
+
+    def query(self, idempotency_key: str) -> AuthorizationResult | None: ...
+
+    def void(self, idempotency_key: str) -> None: ...
 
 
 APPROVED = "00"
@@ -68,37 +78,58 @@ DECLINE_RANGE = range(2000, 3000)
 NETWORK_ERROR_AMOUNT = 3000
 
 
-@dataclass
-class _Attempt:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    result: AuthorizationResult | None = None
+LOST_ANSWER_AMOUNT = 3001
+# The stored answer's columns; the JSON as text, which this connection leaves to us to decode.
+_ANSWER = "approved, response_code, reason, authorization_code, network_response::text"
 
 
 class SimulatorGateway:
     """A sandbox acquirer: deterministic answers keyed on the amount and the test card, no network.
 
-    It honours idempotency keys as acquirers do, within the process: a key it has answered gets the same
-    answer again without a second look at the card (the last KEYS_KEPT keys are remembered); a network error
-    is no answer, so its key may be tried again."""
-
-    KEYS_KEPT = 10_000
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._attempts: collections.OrderedDict[str, _Attempt] = collections.OrderedDict()
+    It remembers what it answered by idempotency key, as an acquirer does on its side: in its own table,
+    written on a connection of its own, so the answer stays whatever becomes of the caller's transaction or
+    process. A key it has answered gets the same answer again without a second look at the card; a network
+    error is no answer, so its key may be tried again. One key's requests are expected one at a time (the
+    payment's lock sees to it)."""
 
     def authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
-        with self._lock:
-            attempt = self._attempts.get(request.idempotency_key)
-            if attempt is None:
-                attempt = self._attempts[request.idempotency_key] = _Attempt()
-                if len(self._attempts) > self.KEYS_KEPT:
-                    self._attempts.popitem(last=False)
-        # Requests with one key run one at a time; other keys do not wait for them.
-        with attempt.lock:
-            if attempt.result is None:
-                attempt.result = self._authorize(request)
-            return attempt.result
+        known = self.query(request.idempotency_key)
+        if known is not None:
+            return known
+        result = self._authorize(request)
+        rows = _acquirer_execute(
+            "INSERT INTO payments_simulatedauthorization (idempotency_key, payment_id, created_at, approved, "  # noqa: S608
+            "response_code, reason, authorization_code, network_response) VALUES (%s, %s, now(), %s, %s, %s, %s, %s) "
+            f"ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_ANSWER}",
+            [
+                request.idempotency_key,
+                request.payment_id,
+                result.approved,
+                result.response_code,
+                result.reason,
+                result.authorization_code or "",
+                Jsonb(result.network_response),
+            ],
+        )
+        # Another request with the key answered first (or a resent insert had landed): its answer is the key's.
+        stored = _result(rows[0]) if rows else self.query(request.idempotency_key)
+        if request.amount.minor == LOST_ANSWER_AMOUNT:
+            raise AcquirerUnavailable("the acquirer's answer was lost (simulated)")
+        return stored
+
+    def query(self, idempotency_key: str) -> AuthorizationResult | None:
+        rows = _acquirer_execute(
+            f"SELECT {_ANSWER} FROM payments_simulatedauthorization WHERE idempotency_key = %s",  # noqa: S608
+            [idempotency_key],
+        )
+        return _result(rows[0]) if rows else None
+
+    def void(self, idempotency_key: str) -> None:
+        _acquirer_execute(
+            "UPDATE payments_simulatedauthorization SET voided_at = coalesce(voided_at, now()) "
+            "WHERE idempotency_key = %s AND approved",
+            [idempotency_key],
+        )
 
     def _authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
         minor = request.amount.minor
@@ -139,3 +170,23 @@ class SimulatorGateway:
             reason=reason,
             network_response={"network": "simulator", "reference": reference, "response_code": code},
         )
+
+
+def _acquirer_execute(sql: str, params: list) -> list[tuple]:
+    # The acquirer is another system: what it records commits on its own, whatever our transaction does, and
+    # its being out of reach is no answer.
+    try:
+        return own_connection_execute(sql, params)
+    except psycopg.Error as error:
+        raise AcquirerUnavailable("the acquirer did not answer (simulator storage unreachable)") from error
+
+
+def _result(row: tuple) -> AuthorizationResult:
+    approved, response_code, reason, authorization_code, network_response = row
+    return AuthorizationResult(
+        approved=approved,
+        response_code=response_code,
+        reason=reason,
+        authorization_code=authorization_code or None,
+        network_response=json.loads(network_response),
+    )

@@ -15,6 +15,10 @@ only to a payment whose authorization is already recorded. An advisory lock assi
 authorization waiting on the acquirer does not hold the projections back (they read below the oldest running
 transaction id); nor is it an event, so versions and ETags are what they were. It costs authorize and cancel
 three round trips: BEGIN, the lock, COMMIT.
+
+Each authorization asked of the acquirer is on record before it is asked, and settled with the acquirer if its
+answer is never recorded (payments.attempts): a crash between the approval and the commit leaves no approval
+at the card network unaccounted for.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ from fintech import eventstore
 from fintech.db import raw_cursor
 from fintech.eventstore import ConcurrencyConflict, PreconditionFailed, StreamAppend
 from fintech.money import Money
+from payments.attempts import Recovered, attempt_begin, attempt_resolve, attempts_recover
 from payments.domain import AGGREGATE_TYPE, Payment, PaymentError, PaymentMethod
 from payments.gateway import AcquirerGateway, AuthorizationRequest
+from payments.models import AuthorizationAttempt as Attempt
 from vault.selectors import token_describe
 
 
@@ -161,21 +167,26 @@ def payment_authorize(
     """Ask the acquirer to authorize the payment's amount: authorized when approved, failed when declined.
 
     The payment's lock is held during the acquirer call, so one authorization is asked for however many
-    requests race. The acquirer gets an idempotency key of the payment and the version it authorizes, the same
-    for a retry of this attempt. AcquirerUnavailable leaves the payment initiated, to be retried.
+    requests race. The attempt is on record before the acquirer is called, and its idempotency key is sent:
+    a retry after a lost answer sends the same key, so the acquirer replays its answer (see attempts).
+    AcquirerUnavailable leaves the payment initiated, to be retried.
     """
 
     def decide(payment: Payment) -> None:
         payment.check_can_authorize()
+        key = attempt_begin(
+            payment_id=payment.id, version=payment.version, merchant_id=payment.merchant_id, amount=payment.amount
+        )
         result = acquirer_gateway().authorize(
             AuthorizationRequest(
                 payment_id=payment.id,
                 merchant_id=payment.merchant_id,
                 amount=payment.amount,
                 token=payment.payment_method.token,
-                idempotency_key=f"{payment.id}:{payment.version}",
+                idempotency_key=key,
             )
         )
+        attempt_resolve(idempotency_key=key, outcome=Attempt.APPROVED if result.approved else Attempt.DECLINED)
         now = timezone.now()
         if result.approved:
             payment.authorize(
@@ -199,6 +210,14 @@ def payment_authorize(
         decide=decide,
         lock=True,
     )
+
+
+def payment_authorizations_recover(*, older_than: dt.timedelta | None = None) -> list[Recovered]:
+    """Settle with the acquirer the authorization attempts nobody recorded an answer for (see attempts): those
+    open for longer than `older_than` (PAYMENTS_ATTEMPT_RECOVER_AFTER_SECONDS by default)."""
+    if older_than is None:
+        older_than = dt.timedelta(seconds=settings.PAYMENTS_ATTEMPT_RECOVER_AFTER_SECONDS)
+    return attempts_recover(gateway=acquirer_gateway(), older_than=older_than)
 
 
 def payment_capture(

@@ -83,6 +83,7 @@ ADMIN = {
     "vault.card": _admin_row(_LOGIN, _LOGIN, 403, 403, 200, 200, 200),
     "vault.detokenizationaudit": SUPERUSERS,
     "payments.paymentstream": SUPERUSERS,
+    "payments.authorizationattempt": SUPERUSERS,
     "fintech.event": SUPERUSERS,
     "projections.projectionstate": SUPERUSERS,
     "projections.paymentview": SUPERUSERS,

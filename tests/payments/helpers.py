@@ -72,6 +72,12 @@ class RecordingGateway:
                 raise AcquirerUnavailable("the acquirer's answer was lost (simulated)")
         return result
 
+    def query(self, idempotency_key: str) -> AuthorizationResult | None:
+        return self.simulator.query(idempotency_key)
+
+    def void(self, idempotency_key: str) -> None:
+        self.simulator.void(idempotency_key)
+
 
 def append_bypassing_the_lock(payment_id: uuid.UUID, decide: Callable[[Payment], None]) -> None:
     """Append what `decide` does to the payment as a writer that does not take the payment's lock would: load,

@@ -1072,7 +1072,7 @@ def test_concurrent_authorizations_reach_the_acquirer_once(run_concurrently, mon
         code = "precondition_failed" if response.status_code == 412 else "invalid_transition"
         _assert_problem(response, response.status_code, code)
     assert len(gateway.requests) == 1
-    assert gateway.requests[0].idempotency_key == f"{payment['id']}:1"
+    assert gateway.requests[0].idempotency_key == f"{payment['id']}:1:1"
     # and the card was decrypted once, by the gateway
     [audit] = DetokenizationAudit.objects.filter(token=card)
     assert (audit.outcome, audit.channel) == ("granted", "gateway")

@@ -4,13 +4,20 @@ import json
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from fintech.money import Money
 from payments import gateway
 from payments import services as payments
 from payments.domain import AUTHORIZED, CAPTURED, FAILED
-from payments.gateway import NETWORK_ERROR_AMOUNT, AcquirerUnavailable, AuthorizationRequest, SimulatorGateway
+from payments.gateway import (
+    LOST_ANSWER_AMOUNT,
+    NETWORK_ERROR_AMOUNT,
+    AcquirerUnavailable,
+    AuthorizationRequest,
+    SimulatorGateway,
+)
+from payments.models import SimulatedAuthorization
 from tests.vault.helpers import DECLINED, INSUFFICIENT_FUNDS, VISA, pan_text_forms
 from vault.models import Card, DetokenizationAudit
 
@@ -118,6 +125,12 @@ def test_payment_authorize_token_unknown_to_vault_declined_14_not_404():
 
 
 # idempotency keys ---------------------------------------------------------------------------------------------
+# The simulator keeps its answers in its own table, committed on its own connection whatever the test's
+# transaction does: every test's keys are its own.
+def _key() -> str:
+    return f"{uuid.uuid4()}:1:1"
+
+
 def _request(token: str, merchant_id: str, key: str, *, amount: int = 1000) -> AuthorizationRequest:
     return AuthorizationRequest(
         payment_id=uuid.uuid4(), merchant_id=merchant_id, amount=Money(amount, "JPY"), token=token, idempotency_key=key
@@ -127,11 +140,10 @@ def _request(token: str, merchant_id: str, key: str, *, amount: int = 1000) -> A
 @pytest.mark.parametrize(("pan", "amount"), [(VISA, 1000), (DECLINED, 1000), (VISA, 2051)])
 def test_simulator_same_key_gets_the_same_answer_and_sees_the_card_once(tokenize, merchant_id, pan, amount):
     # given a simulator that has answered one key
-    token = tokenize(pan).token
-    simulator = SimulatorGateway()
-    first = simulator.authorize(_request(token, merchant_id, "pay-1:1", amount=amount))
-    # when the same key is sent again
-    again = simulator.authorize(_request(token, merchant_id, "pay-1:1", amount=amount))
+    token, key = tokenize(pan).token, _key()
+    first = SimulatorGateway().authorize(_request(token, merchant_id, key, amount=amount))
+    # when the same key is sent again, even to another instance (another process)
+    again = SimulatorGateway().authorize(_request(token, merchant_id, key, amount=amount))
     # then it answers as before, without a second decryption
     assert again == first
     assert DetokenizationAudit.objects.filter(token=token).count() == 1
@@ -140,32 +152,77 @@ def test_simulator_same_key_gets_the_same_answer_and_sees_the_card_once(tokenize
 def test_simulator_another_key_is_another_authorization(tokenize, merchant_id):
     token = tokenize(VISA).token
     simulator = SimulatorGateway()
-    first = simulator.authorize(_request(token, merchant_id, "pay-1:1"))
-    second = simulator.authorize(_request(token, merchant_id, "pay-2:1"))
+    first = simulator.authorize(_request(token, merchant_id, _key()))
+    second = simulator.authorize(_request(token, merchant_id, _key()))
     assert first.network_response["reference"] != second.network_response["reference"]
     assert DetokenizationAudit.objects.filter(token=token).count() == 2
 
 
 def test_simulator_network_error_is_no_answer_and_may_be_retried(tokenize, merchant_id, monkeypatch):
     # given a key whose first try met a network error
-    token = tokenize(VISA).token
+    token, key = tokenize(VISA).token, _key()
     simulator = SimulatorGateway()
     with pytest.raises(AcquirerUnavailable):
-        simulator.authorize(_request(token, merchant_id, "pay-1:1", amount=NETWORK_ERROR_AMOUNT))
+        simulator.authorize(_request(token, merchant_id, key, amount=NETWORK_ERROR_AMOUNT))
+    # then the acquirer knows nothing of it
+    assert simulator.query(key) is None
     # when the acquirer answers the retry, then that answer is the key's
     monkeypatch.setattr(gateway, "NETWORK_ERROR_AMOUNT", -1)
-    answer = simulator.authorize(_request(token, merchant_id, "pay-1:1", amount=NETWORK_ERROR_AMOUNT))
+    answer = simulator.authorize(_request(token, merchant_id, key, amount=NETWORK_ERROR_AMOUNT))
     assert answer.approved
-    assert simulator.authorize(_request(token, merchant_id, "pay-1:1", amount=NETWORK_ERROR_AMOUNT)) == answer
+    assert simulator.authorize(_request(token, merchant_id, key, amount=NETWORK_ERROR_AMOUNT)) == answer
+    assert simulator.query(key) == answer
 
 
-def test_simulator_forgets_the_oldest_keys_beyond_what_it_keeps(tokenize, merchant_id, monkeypatch):
-    token = tokenize(VISA).token
+@pytest.mark.parametrize(("pan", "approved"), [(VISA, True), (DECLINED, False)])
+def test_simulator_lost_answer_was_decided_and_can_be_queried(tokenize, merchant_id, pan, approved):
+    # given an authorization whose answer is lost on the way back
+    token, key = tokenize(pan).token, _key()
     simulator = SimulatorGateway()
-    monkeypatch.setattr(simulator, "KEYS_KEPT", 2)
-    first = simulator.authorize(_request(token, merchant_id, "a"))
-    simulator.authorize(_request(token, merchant_id, "b"))
-    simulator.authorize(_request(token, merchant_id, "c"))
-    assert simulator.authorize(_request(token, merchant_id, "c")).authorization_code is not None
-    assert simulator.authorize(_request(token, merchant_id, "a")) != first
-    assert DetokenizationAudit.objects.filter(token=token).count() == 4
+    with pytest.raises(AcquirerUnavailable):
+        simulator.authorize(_request(token, merchant_id, key, amount=LOST_ANSWER_AMOUNT))
+    # when the acquirer is asked about the key, then it tells what it decided
+    answer = simulator.query(key)
+    assert answer is not None
+    assert answer.approved is approved
+    assert (answer.authorization_code is not None) is approved
+
+
+def test_simulator_remembers_outside_the_callers_transaction(tokenize, merchant_id):
+    # given an answer given inside a transaction that then rolls back
+    token, key = tokenize(VISA).token, _key()
+    answers = []
+
+    def authorize_then_roll_back():
+        with transaction.atomic():
+            answers.append(SimulatorGateway().authorize(_request(token, merchant_id, key)))
+            raise RuntimeError("the caller's transaction rolls back")
+
+    with pytest.raises(RuntimeError):
+        authorize_then_roll_back()
+    [answer] = answers
+    # then the acquirer still has it, as a real one would
+    assert SimulatorGateway().query(key) == answer
+
+
+def test_simulator_void_marks_an_approval_voided_once(tokenize, merchant_id):
+    token, key = tokenize(VISA).token, _key()
+    simulator = SimulatorGateway()
+    simulator.authorize(_request(token, merchant_id, key))
+    simulator.void(key)
+    first = _voided_at(key)
+    simulator.void(key)
+    assert first is not None
+    assert _voided_at(key) == first
+
+
+def test_simulator_void_leaves_a_decline_alone(tokenize, merchant_id):
+    token, key = tokenize(DECLINED).token, _key()
+    simulator = SimulatorGateway()
+    simulator.authorize(_request(token, merchant_id, key))
+    simulator.void(key)
+    assert _voided_at(key) is None
+
+
+def _voided_at(key: str):
+    return SimulatedAuthorization.objects.get(idempotency_key=key).voided_at
