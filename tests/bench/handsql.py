@@ -6,11 +6,13 @@ sends, in autocommit, each its own transaction:
 - initiate: SELECT the merchant's card by token (token_describe: every column, as the ORM selects them),
   check its expiry, INSERT the first event with the card's token, brand and last 4.
 - authorize, in one transaction (BEGIN ... COMMIT) that first takes the payment's advisory lock: SELECT the
-  stream's events; SELECT the card again by token and merchant (the gateway's token_status), check its expiry;
-  SELECT it by token (card_detokenize), unwrap its data key with the KEK (Tink AEAD, associated data
-  `vault.card:<token>:key`), decrypt the number (`vault.card:<token>:number`), INSERT the detokenisation audit
-  row on a second, autocommit connection (opened at the first audit, as the vault's own connection); then
-  INSERT the authorization event numbered from the version read.
+  stream's events; SELECT the payment's last authorization attempt at that version, INSERT a new attempt on a
+  second, autocommit connection (opened at its first use, as the project's own connection); the simulator:
+  SELECT its answer by the attempt's key (second connection), SELECT the card again by token and merchant (the
+  gateway's token_status), check its expiry; SELECT it by token (card_detokenize), unwrap its data key with the
+  KEK (Tink AEAD, associated data `vault.card:<token>:key`), decrypt the number (`vault.card:<token>:number`),
+  INSERT the detokenisation audit row (second connection), INSERT its answer (second connection); then UPDATE
+  the attempt's outcome and INSERT the authorization event numbered from the version read.
 - capture: SELECT the stream's events; INSERT the capture event.
 
 Each event INSERT returns (position, transaction id, created_at); the insert trigger on fintech_event creates
@@ -58,6 +60,29 @@ _CARD = (
 )
 SELECT_MERCHANT_CARD = f"{_CARD} WHERE (merchant_id = %s AND token = %s) ORDER BY token ASC LIMIT 1"
 SELECT_CARD = f"{_CARD} WHERE token = %s ORDER BY token ASC LIMIT 1"
+SELECT_LAST_ATTEMPT = (
+    "SELECT number, outcome, idempotency_key FROM payments_authorizationattempt "
+    "WHERE payment_id = %s AND payment_version = %s ORDER BY number DESC LIMIT 1"
+)
+INSERT_ATTEMPT = (
+    "INSERT INTO payments_authorizationattempt (payment_id, payment_version, number, idempotency_key, "
+    "merchant_id, amount, currency, started_at, outcome, resolved_by) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, now(), '', '') ON CONFLICT (idempotency_key) DO NOTHING"
+)
+RESOLVE_ATTEMPT = (
+    "UPDATE payments_authorizationattempt SET outcome = %s, resolved_at = now(), resolved_by = %s "
+    "WHERE idempotency_key = %s AND outcome = ''"
+)
+SELECT_SIMULATED = (
+    "SELECT approved, response_code, reason, authorization_code, network_response::text "
+    "FROM payments_simulatedauthorization WHERE idempotency_key = %s"
+)
+INSERT_SIMULATED = (
+    "INSERT INTO payments_simulatedauthorization (idempotency_key, payment_id, created_at, approved, "
+    "response_code, reason, authorization_code, network_response) VALUES (%s, %s, now(), %s, %s, %s, %s, %s) "
+    "ON CONFLICT (idempotency_key) DO NOTHING "
+    "RETURNING approved, response_code, reason, authorization_code, network_response::text"
+)
 INSERT_AUDIT = (
     "INSERT INTO vault_detokenizationaudit (occurred_at, actor, user_id, token, purpose, outcome, channel) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"
@@ -171,9 +196,7 @@ class HandWrittenPayments:
             raise BenchError(f"card {token} is gone")
         dek = keys.dek_unwrap(self.provider, card[WRAPPED_KEY], context=_card_context(token, "key"))
         number = dek.decrypt(card[NUMBER_CIPHERTEXT], _card_context(token, "number")).decode()
-        if self.audit_conn is None:
-            self.audit_conn = psycopg.connect(self.conninfo, autocommit=True)
-        self.audit_conn.execute(
+        self._own().execute(
             INSERT_AUDIT,
             (
                 dt.datetime.now(dt.UTC),
@@ -187,6 +210,11 @@ class HandWrittenPayments:
         ).fetchall()
         return number
 
+    def _own(self) -> psycopg.Connection:
+        if self.audit_conn is None:
+            self.audit_conn = psycopg.connect(self.conninfo, autocommit=True)
+        return self.audit_conn
+
     def authorize(self, *, payment_id: uuid.UUID) -> None:
         with self.conn.transaction():
             self._execute(LOCK_PAYMENT, (f"payment:{payment_id}",))
@@ -196,23 +224,32 @@ class HandWrittenPayments:
         rows = self._load(payment_id, "PaymentInitiated")
         initiated = rows[0][EVENT_DATA]
         merchant_id, token = initiated["merchant_id"], initiated["payment_method"]["token"]
-        # The simulator gateway: the card must still be the merchant's and unexpired, then it sees the number.
+        version = len(rows)
+        last = self._execute(SELECT_LAST_ATTEMPT, (payment_id, version)).fetchone()
+        if last is not None:
+            raise BenchError(f"payment {payment_id} was asked for before")
+        key = f"{payment_id}:{version}:1"
+        self._own().execute(
+            INSERT_ATTEMPT, (payment_id, version, 1, key, merchant_id, initiated["amount"]["amount"], "JPY")
+        )
+        # The simulator gateway: a key it has not answered; the card must still be the merchant's and unexpired,
+        # then it sees the number.
+        if self._own().execute(SELECT_SIMULATED, (key,)).fetchone() is not None:
+            raise BenchError(f"the simulator has answered {key} before")
         if not _usable(self._execute(SELECT_MERCHANT_CARD, (merchant_id, token)).fetchone()):
             raise BenchError(f"card {token} is no longer usable")
         number = self._detokenize(token=token, payment_id=payment_id)
         if number in DECLINED_CARDS:
             raise BenchError(f"card {token} is a declined test card")
         del number
-        data = {
-            # The simulator's approval: a 6-character code and a network reference.
-            "authorization_code": secrets.token_hex(3).upper(),
-            "card_network_response": {
-                "network": "simulator",
-                "reference": f"sim_{uuid.uuid4().hex[:16]}",
-                "response_code": "00",
-            },
-            "authorized_amount": initiated["amount"],
-        }
+        # The simulator's approval: a 6-character code and a network reference, kept on its side.
+        code = secrets.token_hex(3).upper()
+        network = {"network": "simulator", "reference": f"sim_{uuid.uuid4().hex[:16]}", "response_code": "00"}
+        self._own().execute(
+            INSERT_SIMULATED, (key, payment_id, True, "00", "approved", code, json.dumps(network))
+        ).fetchall()
+        self._execute(RESOLVE_ATTEMPT, ("approved", "command", key))
+        data = {"authorization_code": code, "card_network_response": network, "authorized_amount": initiated["amount"]}
         self._insert_event(payment_id, "PaymentAuthorized", 1, data, len(rows) + 1)
 
     def capture(self, *, payment_id: uuid.UUID) -> int:
