@@ -107,7 +107,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A wake-up sent after a commit connects at most twice, at once: kombu's default retried for about 6 s while the
 # broker was down, and the request that committed waited that long. (The worker's own connection retries are
 # the broker_connection_* settings, unaffected.)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+#
+# Tasks are acknowledged once they have run (acks_late): a worker killed mid-task (SIGKILL, out of memory, a lost
+# host) leaves its message unacknowledged, and on Redis a consuming worker (at its start, then about every
+# 100 s) puts such a message back in the queue once it is older than the visibility timeout. A run still
+# going on by then is handed out again too, so every task is idempotent: projection runs skip a projection
+# another run holds, settlement queues on an advisory lock and changes nothing for a settled date, the purge
+# deletes what has expired. Beat reruns each periodic task at its interval anyway. Countdowns (the 0.2 s
+# wake-ups) must stay shorter than the timeout.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+    "visibility_timeout": float(env("CELERY_VISIBILITY_TIMEOUT_SECONDS", "3600")),
+}
 CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / ".data" / "celerybeat"))
 # Projections are woken after every append and caught up by beat every few seconds (a lost wake-up only delays).
 PROJECTIONS_WAKE_ON_COMMIT = env_bool("PROJECTIONS_WAKE_ON_COMMIT", True)

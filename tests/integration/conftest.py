@@ -1,7 +1,8 @@
-"""Integration fixtures: a real Celery worker (solo pool, embedded beat) in a subprocess on pytest-django's test
-database, a Redis database of the tests' own (cache and broker) on the server of REDIS_URL, and polling.
+"""Integration fixtures: a real Celery worker (solo pool unless told, embedded beat) in a subprocess on
+pytest-django's test database, a Redis database of the tests' own (cache and broker) on the server of REDIS_URL,
+and polling.
 
-The worker runs in a process group of its own, so that SIGKILL reaches its embedded beat process too; every
+The worker runs in a process group of its own, so that SIGKILL reaches its pool and beat processes too; every
 worker is killed at teardown, before pytest-django flushes the tables.
 """
 
@@ -125,10 +126,13 @@ def broker_down(redis_db) -> Iterator[None]:
 
 @dataclass
 class Worker:
-    """`celery -A fintech worker -B --pool solo` on the test database, in a process group of its own."""
+    """`celery -A fintech worker -B --pool solo -c 1` on the test database, in a process group of its own. The solo
+    pool runs a task inside the loop that talks to the broker, so it sends even an early acknowledgement only
+    once the task has returned; `pool = "prefork"` (one child) acknowledges as `make run`'s worker does."""
 
     env: dict[str, str]
     log_path: Path
+    pool: str = "solo"
     process: subprocess.Popen | None = None
     starts: int = 0
     _log_offset: int = field(default=0, repr=False)
@@ -145,7 +149,8 @@ class Worker:
             log.write(f"--- start {self.starts} ---\n".encode())
             log.flush()
             self._log_offset = log.tell()
-            command = [sys.executable, "-m", "celery", "-A", "fintech", "worker", "-B", "--pool", "solo", "-l", "INFO"]
+            command = [sys.executable, "-m", "celery", "-A", "fintech", "worker", "-B", "--pool", self.pool, "-c", "1"]
+            command += ["-l", "INFO"]
             command += ["-n", f"integration-{os.getpid()}@%h"]
             modules = event_modules_of_tests()
             if modules:
@@ -167,16 +172,24 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL the worker and its beat process, wherever they are, and wait for their sessions to end."""
+        self.kill_processes()
+        wait_for_sessions_gone()
+
+    def kill_processes(self) -> None:
+        """SIGKILL the worker and its beat process, without waiting for their database sessions: a session
+        blocked on a lock outlives its killed client until it gets the lock, since the server only notices the
+        dead client when it next talks to it."""
         assert self.process is not None, "the worker is not running"
         self._signal_group(signal.SIGKILL)
-        self._reap(timeout=10)
+        self._reap_processes(timeout=10)
 
     def stop(self) -> None:
         """Warm shutdown (SIGTERM), SIGKILL if it takes too long."""
         if self.process is None:
             return
         self._signal_group(signal.SIGTERM)
-        self._reap(timeout=15)
+        self._reap_processes(timeout=15)
+        wait_for_sessions_gone()
 
     def _signal_group(self, signum: int) -> None:
         if self.process is None:
@@ -186,7 +199,7 @@ class Worker:
         except ProcessLookupError:
             pass
 
-    def _reap(self, *, timeout: float) -> None:
+    def _reap_processes(self, *, timeout: float) -> None:
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -195,7 +208,6 @@ class Worker:
         # Whatever is left of the group (the beat process) goes too.
         self._signal_group(signal.SIGKILL)
         self.process = None
-        wait_for(lambda: worker_sessions() == 0, what="the worker's database sessions to end", timeout=10)
 
     def log_since_start(self) -> bytes:
         with self.log_path.open("rb") as log:
@@ -212,13 +224,18 @@ class Worker:
         return sum(1 for line in self.log_since_start().splitlines() if task.encode() in line and b"succeeded" in line)
 
 
-def worker_sessions() -> int:
+def database_sessions(application_name: str = WORKER_APPLICATION_NAME) -> int:
+    """How many sessions of the test database the processes started with PGAPPNAME `application_name` hold."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
-            [WORKER_APPLICATION_NAME],
+            [application_name],
         )
         return cursor.fetchone()[0]
+
+
+def wait_for_sessions_gone(application_name: str = WORKER_APPLICATION_NAME) -> None:
+    wait_for(lambda: database_sessions(application_name) == 0, what=f"{application_name} sessions to end", timeout=10)
 
 
 @pytest.fixture
