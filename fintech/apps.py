@@ -9,6 +9,10 @@ class FintechConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        # The project's Celery app becomes the current one, for the tasks this process sends (shared_task binds
+        # to it). Here rather than in the package's __init__: importing fintech.events or fintech.money from a
+        # pure domain module must not load Celery and Django.
+        import fintech.celery  # noqa: F401
         from fintech.partitions import ensure_partitions_after_migrate
 
         post_migrate.connect(ensure_partitions_after_migrate, sender=self)
