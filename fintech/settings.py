@@ -166,6 +166,7 @@ INSTALLED_APPS = [
     "payments",
     "vault",
     "projections",
+    "project",
 ]
 
 MIDDLEWARE = [
@@ -180,7 +181,7 @@ MIDDLEWARE = [
     "fintech.middleware.DatabaseUnavailableMiddleware",
 ]
 
-ROOT_URLCONF = "fintech.urls"
+ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "fintech.wsgi.application"
 
 TEMPLATES = [

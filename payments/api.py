@@ -67,6 +67,8 @@ def payment_amount_bound(amount) -> None:
 
 
 class PaymentCreateApi(MerchantApi):
+    """Start a payment for the caller's merchant, paid with one of its vault tokens (write side)."""
+
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "PaymentCreateInput"

@@ -40,6 +40,8 @@ class PaymentDetailApi(MerchantApi):
 
 
 class PaymentListApi(MerchantApi):
+    """The caller's merchant's payments, newest first, from the read model."""
+
     class FilterSerializer(serializers.Serializer):
         class Meta:
             ref_name = "PaymentListFilters"

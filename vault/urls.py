@@ -1,10 +1,9 @@
-from django.urls import path
-
+from fintech.routing import api_routes
 from vault import api
 
-urlpatterns = [
-    path("vault/tokens", api.TokenCreateApi.as_view(), name="vault-token-create"),
-    path("vault/tokens/", api.TokenCreateApi.as_view()),
-    path("vault/tokens/<str:token>/detokenize", api.TokenDetokenizeApi.as_view(), name="vault-detokenize"),
-    path("vault/tokens/<str:token>/detokenize/", api.TokenDetokenizeApi.as_view()),
-]
+urlpatterns = api_routes(
+    [
+        ("vault/tokens", api.TokenCreateApi, "vault-token-create"),
+        ("vault/tokens/<str:token>/detokenize", api.TokenDetokenizeApi, "vault-detokenize"),
+    ]
+)

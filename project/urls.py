@@ -2,9 +2,16 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from fintech.routing import method_routes
+from payments.api import PaymentCreateApi
+from projections.api import PaymentListApi
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # One URL, two sides: POST creates a payment (write side), GET lists them (read model).
+    *method_routes("api/v1/payments", name="payment-create", post=PaymentCreateApi, get=PaymentListApi),
     path("api/v1/", include("payments.urls")),
+    path("api/v1/", include("projections.urls")),
     path("api/v1/", include("vault.urls")),
     path("api/v1/", include("accounts.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
