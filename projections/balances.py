@@ -10,6 +10,7 @@ import redis
 from django.conf import settings
 
 from fintech.eventstore import RecordedEvent
+from fintech.timestamps import iso_z
 from projections import cache
 from projections.engine import Projection, projection_register
 from projections.models import BalanceView
@@ -59,10 +60,6 @@ def _changed(cursor, tables, recorded: RecordedEvent):
     return [str(event.account_id)]
 
 
-def _iso(value) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 def balance_fields(row) -> dict:
     """A balance as Redis keeps it: flat fields (see cache.balance_document for the API's shape)."""
     return {
@@ -73,7 +70,7 @@ def balance_fields(row) -> dict:
         "currency": row.currency,
         "available": row.available,
         "pending": row.pending,
-        "updated_at": _iso(row.updated_at),
+        "updated_at": iso_z(row.updated_at),
         "version": row.version,
     }
 
@@ -100,14 +97,14 @@ def balances_write_through(events: list[RecordedEvent]) -> None:
                 "currency": event.currency,
                 "available": 0,
                 "pending": 0,
-                "updated_at": _iso(recorded.occurred_at),
+                "updated_at": iso_z(recorded.occurred_at),
                 "version": recorded.version,
             }
         elif recorded.event_type == "BalanceChanged":
             partial[cache.balance_key(event.account_id)] = {
                 "available": event.available.minor,
                 "pending": event.pending.minor,
-                "updated_at": _iso(recorded.occurred_at),
+                "updated_at": iso_z(recorded.occurred_at),
                 "version": recorded.version,
             }
     if not (full or partial):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 
+from fintech.timestamps import iso_z
 from projections import cache
 from projections.balances import balance_fields
 from projections.cache import balance_document
@@ -19,10 +20,6 @@ from projections.payments import PAYMENTS
 
 def _money(minor: int, currency: str) -> dict:
     return {"amount": minor, "currency": currency}
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def payment_document(row: PaymentView) -> dict:
@@ -40,12 +37,12 @@ def payment_document(row: PaymentView) -> dict:
         "authorized_amount": _money(row.authorized_amount, row.currency),
         "captured_amount": _money(row.captured_amount, row.currency),
         "refunded_amount": _money(row.refunded_amount, row.currency),
-        "created_at": _iso(row.created_at),
-        "authorized_at": _iso(row.authorized_at),
-        "captured_at": _iso(row.captured_at),
-        "refunded_at": _iso(row.refunded_at),
-        "cancelled_at": _iso(row.cancelled_at),
-        "failed_at": _iso(row.failed_at),
+        "created_at": iso_z(row.created_at),
+        "authorized_at": iso_z(row.authorized_at),
+        "captured_at": iso_z(row.captured_at),
+        "refunded_at": iso_z(row.refunded_at),
+        "cancelled_at": iso_z(row.cancelled_at),
+        "failed_at": iso_z(row.failed_at),
     }
 
 
@@ -60,7 +57,7 @@ def projection_checkpoint_at(name: str = PAYMENTS) -> str | None:
     if cached:
         return cached
     state = ProjectionState.objects.filter(name=name).first()
-    return _iso(state.updated_at) if state else None
+    return iso_z(state.updated_at) if state else None
 
 
 def payment_get(*, payment_id: uuid.UUID, merchant_id: str) -> tuple[dict, str] | None:
