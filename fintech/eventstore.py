@@ -165,34 +165,9 @@ def append_streams(
     transaction a savepoint keeps that transaction usable after a conflict; `savepoint=False` spares its two
     round trips to a caller whose streams cannot move under it (it holds their rows locked)."""
     meta = {**(_command_metadata.get() or {}), **(metadata or {})}
-    meta_json = json.dumps(meta, sort_keys=True)
-
-    rows, params = [], []
-    recorded = []
-    for stream_id, events, expected_version, aggregate_type in appends:
-        if expected_version < 0:
-            raise ValueError("expected_version must be >= 0")
-        aggregate_type = aggregate_type or (events[0].aggregate_type if events else "")
-        if events and not aggregate_type:
-            raise ValueError("events need an aggregate type")
-        for offset, event in enumerate(events, start=1):
-            event_id = uuid.uuid4()
-            rows.append("(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)")
-            params += [
-                event_id,
-                stream_id,
-                aggregate_type,
-                event.event_type,
-                event.event_version,
-                json.dumps(event.to_data(), sort_keys=True),
-                meta_json,
-                expected_version + offset,
-                event.occurred_at,
-            ]
-            recorded.append((event_id, stream_id, aggregate_type, expected_version + offset, event))
+    rows, params, pending = _insert_rows(appends, json.dumps(meta, sort_keys=True))
     if not rows:
         return []
-
     # Only placeholders are joined into the statement; every value is a parameter.
     sql = (
         f"INSERT INTO fintech_event ({_INSERT_COLUMNS}) VALUES {', '.join(rows)} "  # noqa: S608
@@ -222,11 +197,39 @@ def append_streams(
             checkpoint=Checkpoint(transaction_id, position),
         )
         for (event_id, stream_id, aggregate_type, version, event), (position, transaction_id, created_at) in zip(
-            recorded, returned, strict=True
+            pending, returned, strict=True
         )
     ]
     transaction.on_commit(lambda: _publish(result), robust=True)
     return result
+
+
+def _insert_rows(appends: Sequence[StreamAppend], meta_json: str) -> tuple[list[str], list, list[tuple]]:
+    """The VALUES placeholders and parameters of every event to append, and (event id, stream, aggregate type,
+    version, event) of each, in the same order."""
+    rows, params, pending = [], [], []
+    for stream_id, events, expected_version, aggregate_type in appends:
+        if expected_version < 0:
+            raise ValueError("expected_version must be >= 0")
+        aggregate_type = aggregate_type or (events[0].aggregate_type if events else "")
+        if events and not aggregate_type:
+            raise ValueError("events need an aggregate type")
+        for offset, event in enumerate(events, start=1):
+            event_id = uuid.uuid4()
+            rows.append("(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)")
+            params += [
+                event_id,
+                stream_id,
+                aggregate_type,
+                event.event_type,
+                event.event_version,
+                json.dumps(event.to_data(), sort_keys=True),
+                meta_json,
+                expected_version + offset,
+                event.occurred_at,
+            ]
+            pending.append((event_id, stream_id, aggregate_type, expected_version + offset, event))
+    return rows, params, pending
 
 
 def _conflict(appends: Sequence[StreamAppend], message: str) -> ConcurrencyConflict:
