@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import types
 import typing
 import uuid
@@ -62,10 +61,19 @@ class DomainEvent:
         return cls(occurred_at=occurred_at, **values)
 
 
-@functools.cache
+_FIELDS: dict[type, tuple[tuple[str, bool, Callable[[Any], Any]], ...]] = {}
+
+
 def _data_fields(cls: type[DomainEvent]) -> tuple[tuple[str, bool, Callable[[Any], Any]], ...]:
     """(name, required, decoder) of each field kept in event_data; worked out once per class, since resolving
     type hints costs more than decoding the event itself."""
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = _FIELDS[cls] = _data_fields_of(cls)
+    return fields
+
+
+def _data_fields_of(cls: type[DomainEvent]) -> tuple[tuple[str, bool, Callable[[Any], Any]], ...]:
     hints = typing.get_type_hints(cls)
     return tuple(
         (

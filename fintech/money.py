@@ -102,10 +102,10 @@ class Money:
             value = Decimal(text.strip())
         except InvalidOperation:
             raise MoneyError(f"not a decimal amount: {text!r}") from None
-        if not value.is_finite():
-            raise MoneyError("amount must be finite")
         # Exact integer arithmetic on the digits: Decimal.scaleb would round at the context's precision.
         sign, digits, exponent = value.as_tuple()
+        if not isinstance(exponent, int):  # 'n', 'N', 'F': NaN, sNaN, Infinity
+            raise MoneyError("amount must be finite")
         coefficient = int("".join(map(str, digits)))
         shift = exponent + currency_exponent(currency)
         if coefficient == 0:

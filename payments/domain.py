@@ -156,7 +156,7 @@ class Payment:
 
     @property
     def refundable_amount(self) -> Money:
-        return self.captured_amount - self.refunded_amount
+        return _held(self.captured_amount) - _held(self.refunded_amount)
 
     # commands -----------------------------------------------------------------------------------------
     @classmethod
@@ -203,7 +203,7 @@ class Payment:
                 occurred_at=now,
                 authorization_code=authorization_code,
                 card_network_response=card_network_response,
-                authorized_amount=self.amount,
+                authorized_amount=_held(self.amount),
             )
         )
 
@@ -221,12 +221,13 @@ class Payment:
 
     def capture(self, *, amount: Money | None, settlement_date: dt.date, now: dt.datetime) -> None:
         self._check_status("capture", AUTHORIZED)
-        amount = self.authorized_amount if amount is None else amount
+        authorized = _held(self.authorized_amount)
+        amount = authorized if amount is None else amount
         self._check_same_currency(amount)
         if not amount.is_positive():
             raise InvalidAmount("a capture must be positive")
-        if amount > self.authorized_amount:
-            raise InvalidAmount(f"cannot capture {amount}: only {self.authorized_amount} is authorized")
+        if amount > authorized:
+            raise InvalidAmount(f"cannot capture {amount}: only {authorized} is authorized")
         self._record(PaymentCaptured(occurred_at=now, captured_amount=amount, settlement_date=settlement_date))
 
     def refund(self, *, refund_id: uuid.UUID, amount: Money, reason: str, now: dt.datetime) -> None:
@@ -248,8 +249,9 @@ class Payment:
             raise InvalidTransition(action, self.status)
 
     def _check_same_currency(self, amount: Money) -> None:
-        if amount.currency != self.amount.currency:
-            raise InvalidAmount(f"this payment is in {self.amount.currency}, not {amount.currency}")
+        currency = _held(self.amount).currency
+        if amount.currency != currency:
+            raise InvalidAmount(f"this payment is in {currency}, not {amount.currency}")
 
     # events -------------------------------------------------------------------------------------------
     def _record(self, event: PaymentEvent) -> None:
@@ -279,9 +281,17 @@ class Payment:
                 self.status = CAPTURED
                 self.captured_amount = event.captured_amount
             case PaymentRefunded():
-                self.refunded_amount = self.refunded_amount + event.refunded_amount
+                self.refunded_amount = _held(self.refunded_amount) + event.refunded_amount
                 self.status = REFUNDED if self.refundable_amount.is_zero() else PARTIALLY_REFUNDED
             case PaymentCancelled():
                 self.status = CANCELLED
             case _:
                 raise TypeError(f"a payment does not apply {type(event).__name__}")
+
+
+def _held(amount: Money | None) -> Money:
+    """An amount of an initiated payment. Only a payment no event was applied to has none, and every command
+    refuses it by its status before it gets here."""
+    if amount is None:
+        raise InvalidTransition("use", None)
+    return amount

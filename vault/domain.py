@@ -77,18 +77,22 @@ def luhn_valid(digits: str) -> bool:
 
 def expiry_check(exp_month: object, exp_year: object, *, today: dt.date) -> tuple[int, int]:
     """(month, four-digit year); a card is valid through the last day of its expiry month."""
-    for name, value in (("exp_month", exp_month), ("exp_year", exp_year)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidCard(f"{name} must be an integer")
-    if not 1 <= exp_month <= 12:
+    month, year = _integer("exp_month", exp_month), _integer("exp_year", exp_year)
+    if not 1 <= month <= 12:
         raise InvalidCard("exp_month must be 1 to 12")
-    if exp_year < 100:
-        exp_year += 2000
-    if exp_year > today.year + 50:
+    if year < 100:
+        year += 2000
+    if year > today.year + 50:
         raise InvalidCard("exp_year is too far ahead")
-    if is_expired(exp_month, exp_year, today=today):
+    if is_expired(month, year, today=today):
         raise InvalidCard("the card has expired")
-    return exp_month, exp_year
+    return month, year
+
+
+def _integer(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidCard(f"{name} must be an integer")
+    return value
 
 
 def is_expired(exp_month: int, exp_year: int, *, today: dt.date) -> bool:
