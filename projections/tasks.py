@@ -1,11 +1,15 @@
 from celery import shared_task
 
 from projections.engine import projection_run, projections
+from projections.services import cache_repair
 
 
 @shared_task(ignore_result=True)
 def projection_run_task(name: str) -> int:
-    return projection_run(name=name)
+    """Run a projection, then write to Redis what an outage of Redis made it miss (none: one query)."""
+    applied = projection_run(name=name)
+    cache_repair(name=name)
+    return applied
 
 
 def _run_each() -> None:
