@@ -207,6 +207,34 @@ def cache_repair(*, name: str, batch_size: int = 1000) -> int:
             return repaired
 
 
+# Beside the entries, in the same Redis database: the run id of the server the caches were filled on. A restart
+# (without persistence, or from a save older than the entries), a flush or a failover changes or removes it.
+CACHE_SERVER_KEY = "projections:cache:server"
+
+
+def caches_refill_if_lost() -> list[str]:
+    """Refill every projection's cache from its read tables when Redis is not the server they were filled on or
+    lost the note of it: then its entries are missing or older than the tables, and nothing else would put back
+    a balance nobody reads or changes. Beat's catch-up runs it; returns the projections refilled (none while
+    Redis does not answer)."""
+    try:
+        client = cache.client()
+        server = client.info("server")["run_id"]
+        noted = client.get(CACHE_SERVER_KEY)
+        if noted is not None and noted.decode() == server:
+            return []
+        names = sorted(name for name, projection in engine.projections().items() if projection.cached_ids)
+        for name in names:
+            cache_rebuild(name=name)
+        # Noted last: a refill cut short by another outage is done again by the next catch-up.
+        client.set(CACHE_SERVER_KEY, server)
+    except redis.RedisError:
+        logger.info("Redis unavailable: the caches' server not checked")
+        return []
+    logger.warning("Redis %s did not hold the caches' entries: refilled %s", server, ", ".join(names))
+    return names
+
+
 def cache_rebuild(*, name: str) -> int:
     """Refill Redis from a projection's read tables; returns the number of entries written."""
     projection = engine.projection_get(name)

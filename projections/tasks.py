@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from projections.engine import projection_run, projections
-from projections.services import cache_repair
+from projections.services import cache_repair, caches_refill_if_lost
 
 
 @shared_task(ignore_result=True)
@@ -26,5 +26,7 @@ def projections_wake_task() -> None:
 
 @shared_task(ignore_result=True)
 def projections_catch_up_task() -> None:
-    """Celery beat, every few seconds: a lost wake-up only delays a projection."""
+    """Celery beat, every few seconds: a lost wake-up only delays a projection, and a Redis that lost the
+    caches' entries gets them back."""
     _run_each()
+    caches_refill_if_lost()

