@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     args, options = parse_args(argv)
     scenarios = [scenario_named(name) for name in args.scenario] if args.scenario else SCENARIOS
     signal.signal(signal.SIGTERM, _terminate)
+    # Also when started in the background of a shell, which would have it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     try:
         results = run(scenarios, options)

@@ -127,10 +127,11 @@ class Load:
         for thread in self._threads:
             thread.start()
 
-    def stop(self) -> None:
-        """Ask the threads to stop after their current command (which may still be retrying), and wait."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Ask the threads to stop after their current command (which may still be retrying), and wait unless
+        told not to (an interrupted run: the threads are daemons, they die with the process)."""
         self._stop.set()
-        for thread in self._threads:
+        for thread in self._threads if wait else ():
             thread.join()
 
     def _run(self, clients: tuple[ApiClient, ApiClient], rng: random.Random) -> None:

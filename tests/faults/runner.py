@@ -81,8 +81,10 @@ def run_scenario(
     except Exception as error:  # noqa: BLE001 - the harness itself failed: a FAIL with the reason, then go on
         result.failures.append(f"harness: {type(error).__name__}: {error}")
         catch_up = None
-    finally:
-        load.stop()
+    except BaseException:
+        load.stop(wait=False)  # Ctrl-C: straight to the clean-up
+        raise
+    load.stop()
     if not cleared:
         try:
             scenario.recover(ctx)

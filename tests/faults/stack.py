@@ -5,15 +5,18 @@ leaving it stops every process it started and deletes the directory, on an error
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -28,6 +31,20 @@ APP_ROLE = "fintech_app"
 READY_SECONDS = 60.0
 # Variables of the caller's environment that would point the suite's processes at other servers.
 _FOREIGN = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "TEST_DATABASE_NAME", "VAULT_", "CELERY_", "DJANGO_ENV")
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored meanwhile (in the main thread; elsewhere signals cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _free_port() -> int:
@@ -110,7 +127,12 @@ class Stack:
         self.worker_start()
 
     def close(self) -> None:
-        """Stop whatever runs, then delete the directory. Never raises: each step is tried."""
+        """Stop whatever runs, then delete the directory. Never raises: each step is tried, and a second Ctrl-C
+        does not cut it short."""
+        with _signals_held():
+            self._close()
+
+    def _close(self) -> None:
         for step in (
             lambda: self.worker and self.worker.stop(timeout=10),
             lambda: self.web and self.web.stop(timeout=10),
