@@ -11,15 +11,19 @@ import signal
 import sys
 import time
 
-from tests.faults.checks import wait_caught_up
-from tests.faults.load import Beliefs, fixtures_create
-from tests.faults.runner import Options, Result, run_scenario, table
+from tests.faults.runner import Options, run_suite, table
 from tests.faults.scenarios import SCENARIOS, scenario_named
-from tests.faults.stack import Stack
+
+_STARTED = time.monotonic()
 
 
 def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
+    """A progress line, with the seconds since the start."""
+    out(f"{time.monotonic() - _STARTED:6.1f} s  {line}")
+
+
+def out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
@@ -61,21 +65,6 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
     return args, options
 
 
-def run(scenarios, options: Options) -> list[Result]:
-    """Start the stack, run the scenarios one after the other, stop everything."""
-    results: list[Result] = []
-    with Stack(say=say) as stack:
-        say(f"application at {stack.base_url}; creating the load's accounts and card")
-        beliefs = Beliefs()
-        fixtures = fixtures_create(stack.base_url, stack.tokens, beliefs)
-        if wait_caught_up(stack, timeout=options.catch_up_timeout) is None:
-            raise RuntimeError("the projections did not catch up before any fault")
-        for scenario in scenarios:
-            results.append(run_scenario(stack, fixtures, beliefs, scenario, options, say))
-            say(f"[{scenario.name}] {'PASS' if results[-1].passed else 'FAIL'} in {results[-1].seconds:.0f} s")
-    return results
-
-
 def _terminate(signum, frame):
     # SIGTERM as Ctrl-C: unwinds through the stack's clean-up.
     raise KeyboardInterrupt
@@ -89,21 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     try:
-        results = run(scenarios, options)
+        results = run_suite(scenarios, options, say)
     except KeyboardInterrupt:
         say("interrupted: servers stopped, directory deleted")
         return 130
-    say("")
-    say(table(results))
-    say("")
-    say(
+    out()
+    out(table(results))
+    out()
+    out(
         f"{len(results)} scenario(s) in {time.monotonic() - started:.0f} s; first 2xx: from the fault cleared to the "
         "first command answered 2xx; caught up: from the fault cleared to every projection at the log head of "
         "that moment"
     )
     for result in results:
         for failure in result.failures:
-            say(f"{result.name}: {failure}")
+            out(f"{result.name}: {failure}")
     return 0 if all(result.passed for result in results) else 1
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.faults import checks
-from tests.faults.load import Beliefs, Fixtures, Load
+from tests.faults.load import Beliefs, Fixtures, Load, fixtures_create
 from tests.faults.scenarios import FaultContext, Scenario
 from tests.faults.stack import Stack
 
@@ -42,6 +42,21 @@ class Result:
         return not self.failures
 
 
+def run_suite(scenarios: list[Scenario], options: Options, say: Callable[[str], None]) -> list[Result]:
+    """Start the stack, run the scenarios one after the other under load, stop everything."""
+    results: list[Result] = []
+    with Stack(say=say) as stack:
+        say(f"application at {stack.base_url}; creating the load's accounts and card")
+        beliefs = Beliefs()
+        fixtures = fixtures_create(stack.base_url, stack.tokens, beliefs)
+        if checks.wait_caught_up(stack, timeout=options.catch_up_timeout) is None:
+            raise RuntimeError("the projections did not catch up before any fault")
+        for scenario in scenarios:
+            results.append(run_scenario(stack, fixtures, beliefs, scenario, options, say))
+            say(f"[{scenario.name}] {'PASS' if results[-1].passed else 'FAIL'} in {results[-1].seconds:.0f} s")
+    return results
+
+
 def run_scenario(
     stack: Stack,
     fixtures: Fixtures,
@@ -50,6 +65,8 @@ def run_scenario(
     options: Options,
     say: Callable[[str], None],
 ) -> Result:
+    """Inject the scenario's fault under load, clear it, wait for the read side, check; the result's failures
+    say why it did not pass."""
     started = time.monotonic()
     result = Result(scenario.name)
     load = Load(
@@ -64,7 +81,33 @@ def run_scenario(
         seed=options.seed + len(beliefs.payments),
     )
     ctx = FaultContext(stack, fixtures, beliefs, load.journal, options.fault_seconds)
-    cleared = False
+    catch_up = _fault_under_load(scenario, ctx, load, options, result, say)
+    say(f"[{scenario.name}] load stopped; waiting for the projections")
+    if checks.wait_caught_up(stack, timeout=options.catch_up_timeout) is None:
+        result.failures.append(f"projections not at the log head {options.catch_up_timeout:g} s after the load")
+    if catch_up is not None:
+        result.caught_up = catch_up.stop()
+        result.first_success = _first_success_after(load, ctx.cleared_at)
+    result.requests = len(load.journal.attempts())
+    result.commands = sum(1 for call in load.journal.calls if call.is_command)
+    result.tally = dict(checks.answers_tally(load.journal))
+    say(f"[{scenario.name}] checking")
+    result.failures += _checked(scenario, ctx, load, beliefs)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _fault_under_load(
+    scenario: Scenario,
+    ctx: FaultContext,
+    load: Load,
+    options: Options,
+    result: Result,
+    say: Callable[[str], None],
+) -> _CatchUpWatch | None:
+    """Start the load, inject, wait, clear, keep the load on a while, stop it. Returns the watch of the read
+    side's recovery, None when the fault could not be cleared in time."""
+    catch_up = None
     load.start()
     try:
         time.sleep(options.warmup_seconds)
@@ -75,49 +118,48 @@ def run_scenario(
         say(f"[{scenario.name}] recover")
         scenario.recover(ctx)
         ctx.cleared_at = time.monotonic()
-        cleared = True
-        catch_up = _CatchUpWatch(stack, ctx.cleared_at)
+        catch_up = _CatchUpWatch(ctx.stack, ctx.cleared_at)
         time.sleep(options.after_seconds)
     except Exception as error:  # noqa: BLE001 - the harness itself failed: a FAIL with the reason, then go on
         result.failures.append(f"harness: {type(error).__name__}: {error}")
-        catch_up = None
     except BaseException:
         load.stop(wait=False)  # Ctrl-C: straight to the clean-up
         raise
     load.stop()
-    if not cleared:
+    if not ctx.cleared_at:
         try:
             scenario.recover(ctx)
         except Exception as error:  # noqa: BLE001 - reported; later scenarios will say what it broke
             result.failures.append(f"could not clear the fault: {error}")
-    say(f"[{scenario.name}] load stopped; waiting for the projections")
-    waited = checks.wait_caught_up(stack, timeout=options.catch_up_timeout)
-    if waited is None:
-        result.failures.append(f"projections not at the log head {options.catch_up_timeout:g} s after the load")
-    if catch_up is not None:
-        result.caught_up = catch_up.stop()
-    result.first_success = _first_success_after(load, ctx.cleared_at) if cleared else None
-    result.requests = len(load.journal.attempts())
-    result.commands = sum(1 for call in load.journal.calls if call.is_command)
-    result.tally = dict(checks.answers_tally(load.journal))
-    say(f"[{scenario.name}] checking")
-    verdicts = stack.verdicts()
+    return catch_up
+
+
+def _checked(scenario: Scenario, ctx: FaultContext, load: Load, beliefs: Beliefs) -> list[str]:
+    """Every check's failures; a check that cannot run is a failure too, with its reason."""
+    stack = ctx.stack
+    verdicts: dict[str, dict] = {}
+
+    def verdict(check):
+        if not verdicts:
+            verdicts.update(stack.verdicts())
+        return check(verdicts)
+
+    failures: list[str] = []
     for check in (
         lambda: checks.answers_acceptable(load.journal),
         lambda: checks.calls_settled(load.journal),
-        lambda: checks.projections_at_head(verdicts),
-        lambda: checks.reconcile_clean(verdicts),
+        lambda: verdict(checks.projections_at_head),
+        lambda: verdict(checks.reconcile_clean),
         lambda: checks.log_exactly_once(stack),
         lambda: checks.idempotency_replays(stack, load.journal),
         lambda: checks.reads_match_beliefs(stack, load.journal, beliefs),
         *[(lambda c=c: c(ctx)) for c in scenario.checks],
     ):
         try:
-            result.failures += check()
-        except Exception as error:  # noqa: BLE001 - a check that cannot run is a failure, with its reason
-            result.failures.append(f"check failed to run: {type(error).__name__}: {error}")
-    result.seconds = time.monotonic() - started
-    return result
+            failures += check()
+        except Exception as error:  # noqa: BLE001 - see the docstring
+            failures.append(f"check failed to run: {type(error).__name__}: {error}")
+    return failures
 
 
 def _first_success_after(load: Load, cleared_at: float) -> float | None:
