@@ -80,7 +80,7 @@ def run_scenario(
         think_seconds=options.think_seconds,
         seed=options.seed + len(beliefs.payments),
     )
-    ctx = FaultContext(stack, fixtures, beliefs, load.journal, options.fault_seconds)
+    ctx = FaultContext(stack, fixtures, beliefs, load.journal)
     catch_up = _fault_under_load(scenario, ctx, load, options, result, say)
     say(f"[{scenario.name}] load stopped; waiting for the projections")
     if checks.wait_caught_up(stack, timeout=options.catch_up_timeout) is None:

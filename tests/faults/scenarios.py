@@ -4,7 +4,7 @@ the ones every scenario gets (tests.faults.checks). A new fault is one more `Sce
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tests.faults.client import ApiClient, Journal
 from tests.faults.load import Beliefs, Fixtures
@@ -13,17 +13,16 @@ from tests.faults.stack import Stack
 
 @dataclass
 class FaultContext:
-    """What a scenario's steps may use: the servers and processes, the run's options, the load's journal and
-    the clients' beliefs, and the monotonic times at which the fault was injected and cleared."""
+    """What a scenario's steps may use: the servers and processes (`stack.web`, `stack.worker` and their
+    `web_start`/`worker_start`, `stack.postgres`, `stack.cache`, `stack.broker`), the load's journal and the
+    clients' beliefs, and the monotonic times at which the fault was injected and cleared (0: not yet)."""
 
     stack: Stack
     fixtures: Fixtures
     beliefs: Beliefs
     journal: Journal
-    fault_seconds: float
     injected_at: float = 0.0
     cleared_at: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
 
 Step = Callable[[FaultContext], None]
@@ -32,6 +31,9 @@ Check = Callable[[FaultContext], list[str]]
 
 @dataclass(frozen=True)
 class Scenario:
+    """`inject` starts the fault, `recover` ends it and returns once the faulty part serves again; `checks` run
+    after the ones every scenario gets."""
+
     name: str
     inject: Step
     recover: Step
