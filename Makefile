@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean-data
+.PHONY: install run test lint format bench faults clean-data
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ format: install
 
 bench: install
 	$(BIN)/python -m tests.bench
+
+# Faults under load against servers of its own (a few minutes): `python -m tests.faults --help` for the options.
+faults: install
+	$(BIN)/python -m tests.faults
 
 # Stops the embedded servers and removes their data (never touches DATABASE_URL / REDIS_URL servers).
 clean-data: install

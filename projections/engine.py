@@ -192,5 +192,19 @@ def _refresh(projection: Projection, touched: set[str]) -> None:
     try:
         projection.refresh(touched)
     except Exception:
-        # Redis is a cache of the read tables: queries fall back to them, and rebuild_cache refills it.
-        logger.warning("projection %s could not refresh its cache", projection.name, exc_info=True)
+        # Redis is a cache of the read tables: queries fall back to them meanwhile. What it missed is recorded,
+        # for the next run once Redis answers (services.cache_repair): else an entry it kept from before the
+        # outage would be served, stale, until its entity changes again (a balance: for ever).
+        logger.warning("projection %s could not refresh its cache; recorded for repair", projection.name, exc_info=True)
+        cache_misses_record(projection.name, touched)
+
+
+def cache_misses_record(name: str, entity_ids: Iterable[str]) -> None:
+    """Record cache entries of a projection that Redis did not take (CacheMiss)."""
+    with raw_cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO projections_cache_miss (projection, entity_id, missed_at) "
+            "SELECT %s, entity_id, clock_timestamp() FROM unnest(%s::text[]) AS entity_id "
+            "ON CONFLICT (projection, entity_id) DO UPDATE SET missed_at = EXCLUDED.missed_at",
+            [name, sorted(entity_ids)],
+        )

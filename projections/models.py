@@ -97,3 +97,21 @@ class BalanceView(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.available}/{self.pending} {self.currency}"
+
+
+class CacheMiss(models.Model):
+    """A cache entry a projection could not write because Redis did not answer: the read table moved on while
+    Redis kept an older entry or none. The next run once Redis answers writes it (services.cache_repair) and
+    drops the record, so that an outage is put right without an operator."""
+
+    projection = models.CharField(max_length=64)
+    entity_id = models.CharField(max_length=64)
+    # Moved forward by every new miss of the entry: a repair drops only the records it has written.
+    missed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "projections_cache_miss"
+        constraints = [models.UniqueConstraint(fields=["projection", "entity_id"], name="projections_cache_miss_entry")]
+
+    def __str__(self) -> str:
+        return f"{self.projection} {self.entity_id}"

@@ -14,7 +14,7 @@ from fintech import eventstore
 from fintech.db_roles import privileges_copy
 from fintech.eventstore import Checkpoint, RecordedEvent
 from projections import cache, engine
-from projections.models import ProjectionState
+from projections.models import CacheMiss, ProjectionState
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +171,68 @@ def _swap(cursor, table: str, new: str) -> None:
         cursor.execute(f'ALTER INDEX "{name}" RENAME TO "{old_indexes[definition]}"')
     if old_sequence and new_sequence:
         cursor.execute(f"ALTER SEQUENCE {new_sequence} RENAME TO {old_sequence.rsplit('.', 1)[-1]}")
+
+
+def cache_repair(*, name: str, batch_size: int = 1000) -> int:
+    """Write to Redis the entries a projection could not while Redis was unreachable (engine.cache_misses_record),
+    from the read tables, and drop their records; returns how many were written. While Redis still does not
+    answer it writes nothing and the records wait for the next run. Run after every projection run: without
+    misses it is one indexed query."""
+    projection = engine.projection_get(name)
+    if projection.refresh is None:
+        return 0
+    repaired = 0
+    while True:
+        misses = list(
+            CacheMiss.objects.filter(projection=name)
+            .order_by("pk")
+            .values_list("pk", "entity_id", "missed_at")[:batch_size]
+        )
+        if not misses:
+            return repaired
+        try:
+            projection.refresh({entity_id for _, entity_id, _ in misses})
+        except redis.RedisError:
+            logger.info("Redis still unavailable: %s cache entries of %s wait for repair", len(misses), name)
+            return repaired
+        with connection.cursor() as cursor:
+            # Only the records as read: an entry missed again meanwhile (a later missed_at) stays for the next run.
+            cursor.execute(
+                "DELETE FROM projections_cache_miss m USING unnest(%s::bigint[], %s::timestamptz[]) AS d(pk, at) "
+                "WHERE m.id = d.pk AND m.missed_at = d.at",
+                [[pk for pk, _, _ in misses], [at for _, _, at in misses]],
+            )
+        repaired += len(misses)
+        if len(misses) < batch_size:
+            return repaired
+
+
+# Beside the entries, in the same Redis database: the run id of the server the caches were filled on. A restart
+# (without persistence, or from a save older than the entries), a flush or a failover changes or removes it.
+CACHE_SERVER_KEY = "projections:cache:server"
+
+
+def caches_refill_if_lost() -> list[str]:
+    """Refill every projection's cache from its read tables when Redis is not the server they were filled on or
+    lost the note of it: then its entries are missing or older than the tables, and nothing else would put back
+    a balance nobody reads or changes. Beat's catch-up runs it; returns the projections refilled (none while
+    Redis does not answer)."""
+    try:
+        client = cache.client()
+        server = client.info("server")["run_id"]
+        noted = client.get(CACHE_SERVER_KEY)
+        if noted is not None and noted.decode() == server:
+            return []
+        names = sorted(name for name, projection in engine.projections().items() if projection.cached_ids)
+        for name in names:
+            cache_rebuild(name=name)
+        # Noted last: a refill cut short by another outage is done again by the next catch-up.
+        client.set(CACHE_SERVER_KEY, server)
+    except redis.RedisError:
+        logger.info("Redis unavailable: the caches' server not checked")
+        return []
+    logger.warning("Redis %s did not hold the caches' entries: refilled %s", server, ", ".join(names))
+    return names
 
 
 def cache_rebuild(*, name: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from accounts import services as ledger_services
 from accounts.bookings import LEDGER_BOOKINGS
 from accounts.models import Account
 from fintech import eventstore
@@ -23,11 +25,11 @@ from payments import services
 from projections import engine
 from projections import services as projection_services
 from projections.balances import BALANCES
-from projections.cache import payment_key
+from projections.cache import balance_from_hash, balance_key, payment_key
 from projections.engine import Projection, projection_register, projection_run
-from projections.models import PaymentView, ProjectionState
+from projections.models import CacheMiss, PaymentView, ProjectionState
 from projections.payments import PAYMENTS
-from projections.tasks import projections_wake_task
+from projections.tasks import projection_run_task, projections_catch_up_task, projections_wake_task
 from tests.integration.helpers import ACTOR, card_token, merchant_client, payments_append, unique_merchant_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -268,3 +270,81 @@ def test_broker_down_commands_commit_and_the_broker_is_not_tried_on_every_commit
     projection_run(name=PAYMENTS)
     assert ProjectionState.objects.get(name=PAYMENTS).error == ""
     assert PaymentView.objects.filter(merchant_id=merchant).count() == 3
+
+
+def test_redis_outage_missed_cache_writes_are_put_right_by_the_projections_once_it_returns(redis_db, settings):
+    # given a funded customer account and a captured payment, projected with Redis up: both in the cache
+    merchant = unique_merchant_id("outage")
+    account = ledger_services.account_open(
+        owner_type="customer", owner_id=unique_merchant_id("cust"), currency="JPY", kind="customer_balance", actor=ACTOR
+    )
+    ledger_services.account_deposit(account_id=account.id, amount=Money(2_000, "JPY"), actor=ACTOR)
+    payment = services.payment_initiate(
+        merchant_id=merchant, amount=Money(1_600, "JPY"), payment_method_token=card_token(merchant), actor=ACTOR
+    )
+    services.payment_authorize(payment_id=payment.id, actor=ACTOR)
+    services.payment_capture(payment_id=payment.id, actor=ACTOR)
+    for name in (PAYMENTS, LEDGER_BOOKINGS, BALANCES):
+        projection_run(name=name)
+    assert _cached_balance(redis_db, account.id)["available"]["amount"] == 2_000
+    assert json.loads(redis_db.client().get(payment_key(payment.id)))["status"] == "captured"
+
+    # when Redis cannot be reached (it keeps what it holds, as in a partition or a restart from its last save)
+    # while the account takes a deposit, another account is opened, the payment is refunded, and the
+    # projections apply all of it to their tables
+    _cache_at(settings, DEAD_REDIS)
+    ledger_services.account_deposit(account_id=account.id, amount=Money(500, "JPY"), actor=ACTOR)
+    opened = ledger_services.account_open(
+        owner_type="customer", owner_id=unique_merchant_id("cust"), currency="JPY", kind="customer_balance", actor=ACTOR
+    )
+    services.payment_refund(payment_id=payment.id, amount=Money(600, "JPY"), actor=ACTOR)
+    for name in (PAYMENTS, LEDGER_BOOKINGS, BALANCES):
+        projection_run(name=name)
+    # and Redis is back, holding what it held before the outage
+    _cache_at(settings, redis_db.cache_url)
+    assert _cached_balance(redis_db, account.id)["available"]["amount"] == 2_000
+    assert _cached_balance(redis_db, opened.id) is None
+
+    # then the next run of each projection (the worker's, on a wake-up or beat's catch-up every few seconds)
+    # puts the cache right with no operator: the new balance, the new account, the refunded payment
+    for name in engine.projections():
+        projection_run_task(name)
+    ledger = Account.objects.get(id=account.id)
+    cached = _cached_balance(redis_db, account.id)
+    assert (cached["available"]["amount"], cached["version"]) == (2_500, ledger.version)
+    assert _cached_balance(redis_db, opened.id) is not None
+    cached_payment = json.loads(redis_db.client().get(payment_key(payment.id)))
+    assert (cached_payment["status"], cached_payment["refunded_amount"]["amount"]) == ("partially_refunded", 600)
+    # and the records of what was missed are gone: a later run has nothing to repair
+    assert not CacheMiss.objects.exists()
+
+
+def _cached_balance(redis_db, account_id) -> dict | None:
+    fields = redis_db.client().hgetall(balance_key(account_id))
+    return balance_from_hash(fields) if fields else None
+
+
+def test_redis_that_lost_its_data_is_refilled_by_the_catch_up(redis_db, settings):
+    # given funded accounts, projected while Redis answered, and a catch-up that saw that Redis
+    accounts = []
+    for funded in (700, 900):
+        account = ledger_services.account_open(
+            owner_type="customer",
+            owner_id=unique_merchant_id("lost"),
+            currency="JPY",
+            kind="customer_balance",
+            actor=ACTOR,
+        )
+        ledger_services.account_deposit(account_id=account.id, amount=Money(funded, "JPY"), actor=ACTOR)
+        accounts.append(account)
+    projection_run(name=BALANCES)
+    projections_catch_up_task()
+    assert _cached_balance(redis_db, accounts[0].id)["available"]["amount"] == 700
+
+    # when Redis loses what it held (a restart without persistence, a flush, a failover to an empty replica), with
+    # nothing for the projections to apply and nobody reading those balances
+    redis_db.client().flushdb()
+
+    # then beat's next catch-up puts every balance back, with no operator and no read
+    projections_catch_up_task()
+    assert [_cached_balance(redis_db, account.id)["available"]["amount"] for account in accounts] == [700, 900]

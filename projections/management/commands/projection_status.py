@@ -3,11 +3,14 @@ from django.utils import timezone
 
 from fintech import eventstore
 from projections import engine
-from projections.models import ProjectionState
+from projections.models import CacheMiss, ProjectionState
 
 
 class Command(BaseCommand):
-    help = "Each projection's checkpoint, the head of the log, the lag in events and seconds, and its last error."
+    help = (
+        "Each projection's checkpoint, the head of the log, the lag in events and seconds, its last error, and the "
+        "cache entries it missed while Redis was unreachable (written by its next run once Redis answers)."
+    )
 
     def handle(self, *args, **options):
         head = eventstore.head()
@@ -21,6 +24,9 @@ class Command(BaseCommand):
                 f"{name}: checkpoint ({checkpoint.transaction_id}, {checkpoint.position}), "
                 f"{state.events_applied} applied, lag {behind} events / {lag:.1f} s"
             )
+            missed = CacheMiss.objects.filter(projection=name).count()
+            if missed:
+                self.stdout.write(f"  cache: {missed} entries missed while Redis was unreachable, to repair")
             if state.error:
                 self.stdout.write(f"  stopped at event {state.error_event_id} since {state.error_at}:")
                 self.stdout.write("  " + state.error.strip().splitlines()[-1])
