@@ -113,11 +113,55 @@ def _worker_start(ctx: FaultContext) -> None:
     ctx.stack.worker_start()
 
 
+# the web process, killed between the acquirer's approval and the commit ---------------------------------------
+CRASHING_GATEWAY = "tests.faults.gateways.DiesAfterApproval"
+
+
+def _web_crashing(ctx: FaultContext) -> None:
+    """The application server restarted on an acquirer gateway that kills it right after each approval: the next
+    authorization of the load dies between the approval and the commit."""
+    web = ctx.stack.web
+    web.stop()
+    web.env = {**web.env, "PAYMENTS_ACQUIRER_GATEWAY": CRASHING_GATEWAY}
+    ctx.stack.web_start()
+
+
+def _web_restart(ctx: FaultContext) -> None:
+    web = ctx.stack.web
+    died = web.popen is not None and web.popen.poll() is not None
+    ctx.stack.say("  the web process died after an approval" if died else "  no authorization reached the acquirer")
+    web.stop()
+    web.env = {name: value for name, value in web.env.items() if name != "PAYMENTS_ACQUIRER_GATEWAY"}
+    ctx.stack.web_start()
+
+
+def _no_approval_unaccounted_for(ctx: FaultContext) -> list[str]:
+    """Once the recovery job has run, every approval the acquirer gave is recorded on its payment (the client's
+    retry got it replayed) or voided; no attempt is left open."""
+    ctx.stack.manage("recover_authorizations", "--older-than", "0")
+    unaccounted = ctx.stack.sql(
+        "SELECT s.idempotency_key FROM payments_simulatedauthorization s "
+        "WHERE s.approved AND s.voided_at IS NULL AND NOT EXISTS ("
+        "  SELECT FROM fintech_event e WHERE e.aggregate_id = s.payment_id AND e.event_type = 'PaymentAuthorized'"
+        "  AND e.event_data->>'authorization_code' = s.authorization_code)"
+    )
+    still_open = ctx.stack.sql("SELECT count(*) FROM payments_authorizationattempt WHERE outcome = ''")[0][0]
+    outcomes = dict(ctx.stack.sql("SELECT outcome, count(*) FROM payments_authorizationattempt GROUP BY 1"))
+    ctx.stack.say("  authorization attempts: " + ", ".join(f"{k or 'open'} {v}" for k, v in sorted(outcomes.items())))
+    failures = []
+    if unaccounted:
+        failures.append(f"{len(unaccounted)} approval(s) neither recorded nor voided, e.g. {unaccounted[0][0]}")
+    if still_open:
+        failures.append(f"{still_open} authorization attempt(s) still open after the recovery job")
+    return failures
+
+
 SCENARIOS: list[Scenario] = [
     Scenario("postgres restart (fast)", _postgres_stop, _postgres_start),
     Scenario("redis cache down", _cache_stop, _cache_start, checks=(_caches_refill,)),
     Scenario("broker down", _broker_stop, _broker_start, checks=(_commands_not_held_by_broker,)),
     Scenario("worker SIGKILL", _worker_kill, _worker_start),
+    Scenario("web killed after approval", _web_crashing, _web_restart, checks=(_no_approval_unaccounted_for,)),
 ]
 
 

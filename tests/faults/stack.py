@@ -199,6 +199,22 @@ class Stack:
         with psycopg.connect(self.postgres.url(), autocommit=True, connect_timeout=5) as conn:
             return conn.execute(statement, params or []).fetchall()
 
+    def manage(self, *args: str) -> str:
+        """A management command as the application runs it (its role, its servers); its output. Raises if it
+        fails."""
+        result = subprocess.run(  # noqa: S603 - our own interpreter and manage.py
+            [sys.executable, "manage.py", *args],
+            cwd=BASE_DIR,
+            env=self.app_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} exited {result.returncode}: {result.stderr[-500:]}")
+        return result.stdout
+
     def verdicts(self) -> dict[str, dict]:
         """`projection_status` and `reconcile` as the application would run them (its role, its servers):
         {command: {"ok": bool, "output": text}} (tests.faults.verdicts)."""
