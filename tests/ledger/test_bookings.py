@@ -6,12 +6,12 @@ import uuid
 import pytest
 from django.core.management import call_command
 
-from accounts import bookings
-from accounts.domain import AccountKind
-from accounts.ledger import company_account_id
-from accounts.models import Account, JournalEntry, SettledPayment, SettlementBatch
-from accounts.settlement import settlement_run
 from fintech.money import Money
+from ledger import bookings
+from ledger.domain import AccountKind
+from ledger.journal import company_account_id
+from ledger.models import Account, JournalEntry, SettledPayment, SettlementBatch
+from ledger.settlement import settlement_run
 from payments import services as payments
 from projections.engine import projection_run
 from projections.models import ProjectionState

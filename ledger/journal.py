@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.domain import (
+from fintech import eventstore
+from fintech.db import raw_cursor
+from fintech.events import DomainEvent
+from fintech.eventstore import StreamAppend
+from fintech.money import Money
+from ledger.domain import (
     AVAILABLE,
     COMPANY,
     COMPANY_OWNER_ID,
@@ -24,11 +29,6 @@ from accounts.domain import (
     balances_after,
     entry_check_balanced,
 )
-from fintech import eventstore
-from fintech.db import raw_cursor
-from fintech.events import DomainEvent
-from fintech.eventstore import StreamAppend
-from fintech.money import Money
 
 # ruff: noqa: S608 - the SQL below joins placeholders only; every value is a parameter
 
