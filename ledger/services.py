@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from accounts import services as accounts_services
 from accounts.domain import MERCHANT_ID_PATTERN
-from fintech.db import raw_cursor
 from fintech.money import MAX_MINOR, Money, MoneyError, currency_exponent
 from ledger import journal, lock_objects
 from ledger.domain import (
@@ -222,22 +221,7 @@ def _transfer(
             actor=actor,
             created_at=entry.created_at,
         )
-        with raw_cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO accounts_transfer (id, from_account_id, to_account_id, amount, currency, reference, "
-                "status, actor, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    transfer_id,
-                    from_account,
-                    to_account,
-                    amount.minor,
-                    amount.currency,
-                    reference,
-                    "completed",
-                    actor,
-                    entry.created_at,
-                ],
-            )
+        transfer.save(force_insert=True)
     return transfer
 
 

@@ -94,9 +94,10 @@ INSERT_EVENTS = (
     f"metadata, version, occurred_at) VALUES {', '.join([_EVENT_ROW] * 3)} "
     "RETURNING position, transaction_id::text::bigint, created_at"
 )
+# As the ORM writes it (Transfer.save), quotes included.
 INSERT_TRANSFER = (
-    "INSERT INTO accounts_transfer (id, from_account_id, to_account_id, amount, currency, reference, "
-    "status, actor, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    'INSERT INTO "accounts_transfer" ("id", "from_account_id", "to_account_id", "amount", "currency", "reference", '
+    '"status", "actor", "created_at") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)'
 )
 # Column indexes of LOCK rows.
 FLOOR, AVAILABLE, PENDING, VERSION = 3, 4, 5, 6
