@@ -1,5 +1,6 @@
 """The ledger's queries: an account's owner, postings and balances, from the ledger rows themselves."""
 
+from fintech.balances import balance_fields
 from ledger.models import Account, Posting
 
 
@@ -37,14 +38,14 @@ def account_balance(*, account_id) -> dict | None:
     account = Account.objects.filter(id=account_id).first()
     if account is None:
         return None
-    return {
-        "account_id": str(account.id),
-        "owner_type": account.owner_type,
-        "owner_id": account.owner_id,
-        "kind": account.kind,
-        "currency": account.currency,
-        "available": account.available,
-        "pending": account.pending,
-        "updated_at": account.updated_at.isoformat().replace("+00:00", "Z"),
-        "version": account.version,
-    }
+    return balance_fields(
+        account_id=account.id,
+        owner_type=account.owner_type,
+        owner_id=account.owner_id,
+        kind=account.kind,
+        currency=account.currency,
+        available=account.available,
+        pending=account.pending,
+        updated_at=account.updated_at,
+        version=account.version,
+    )
