@@ -1,7 +1,6 @@
 """The ledger in the admin: read-only pages for every ledger model, and the finance role's transfer form, which
 goes through the same service as the API."""
 
-import datetime as dt
 import importlib
 import re
 import uuid
@@ -13,7 +12,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Max
 from django.test import Client
 
 from fintech import eventstore
@@ -22,12 +20,12 @@ from ledger import bookings, services
 from ledger.models import Account, JournalEntry, Posting, SettlementBatch, Transfer
 from ledger.settlement import settlement_run
 from tests.ledger.conftest import ACTOR
+from tests.ledger.helpers import settlement_day_of_its_own
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TRANSFER_URL = "/admin/ledger/account/transfer/"
 VISA_PAN = "4242424242424242"
-EARLIEST_REAL_DATE = dt.date(2000, 1, 1)
 finance_role = importlib.import_module("accounts.migrations.0005_finance_role")
 ledger_moved_out = importlib.import_module("accounts.migrations.0009_ledger_moved_out")
 
@@ -96,10 +94,7 @@ def _settled_batch() -> tuple[SettlementBatch, str]:
     capture event, then settled. The ledger is never emptied, so the capture is due on a day of its own, long
     before any real one, and the batch of that day settles it alone."""
     merchant_id = f"m-admin-{uuid.uuid4().hex[:8]}"
-    previous = SettlementBatch.objects.filter(settlement_date__lt=EARLIEST_REAL_DATE).aggregate(
-        last=Max("settlement_date")
-    )["last"]
-    due = (previous or EARLIEST_REAL_DATE - dt.timedelta(days=365_000)) + dt.timedelta(days=1)
+    due = settlement_day_of_its_own()
     with transaction.atomic():
         bookings.payment_capture_book(
             event_id=uuid.uuid4(),
