@@ -6,6 +6,5 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the accounts events, so every process can decode them, whether or not it loads the admin.
+        # Registers the customer events, so every process can decode them, whether or not it loads the admin.
         import accounts.domain  # noqa: F401
-        from accounts import bookings  # noqa: F401 - registers the payment bookings process manager

@@ -27,14 +27,14 @@ DETOKENIZE_APP, DETOKENIZE_CODENAME = "vault", "detokenize"
 USER_PAGES = frozenset({"auth.user", "auth.group", "accounts.apitoken"})
 LEDGER_PAGES = frozenset(
     {
-        "accounts.account",
-        "accounts.journalentry",
-        "accounts.posting",
-        "accounts.transfer",
-        "accounts.hold",
-        "accounts.settlementbatch",
-        "accounts.settlementline",
-        "accounts.bookingalert",
+        "ledger.account",
+        "ledger.journalentry",
+        "ledger.posting",
+        "ledger.transfer",
+        "ledger.hold",
+        "ledger.settlementbatch",
+        "ledger.settlementline",
+        "ledger.bookingalert",
     }
 )
 # What a role reads in the admin without any model permission of its own. Anything else a staff user sees

@@ -132,7 +132,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "projections.tasks.projections_catch_up_task",
         "schedule": float(env("PROJECTIONS_CATCH_UP_SECONDS", "5")),
     },
-    # Settles every capture due by today (UTC); a rerun for a settled date changes nothing.
+    # Settles every capture due by today (UTC); a rerun for a settled date changes nothing. The task is
+    # ledger.tasks.settlement_run_task, registered under the name it had before the ledger left the accounts app.
     "ledger-settlement": {
         "task": "accounts.tasks.settlement_run_task",
         "schedule": float(env("LEDGER_SETTLEMENT_SECONDS", "3600")),
@@ -163,6 +164,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "fintech",
     "accounts",
+    "ledger",
     "payments",
     "vault",
     "projections",

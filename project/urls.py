@@ -13,7 +13,7 @@ urlpatterns = [
     path("api/v1/", include("payments.urls")),
     path("api/v1/", include("projections.urls")),
     path("api/v1/", include("vault.urls")),
-    path("api/v1/", include("accounts.urls")),
+    path("api/v1/", include("ledger.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -9,8 +9,8 @@ import uuid
 import redis
 from django.conf import settings
 
+from fintech import balances
 from fintech.eventstore import RecordedEvent
-from fintech.timestamps import iso_z
 from projections import cache
 from projections.engine import Projection, projection_register
 from projections.models import BalanceView
@@ -60,19 +60,19 @@ def _changed(cursor, tables, recorded: RecordedEvent):
     return [str(event.account_id)]
 
 
-def balance_fields(row) -> dict:
+def balance_fields(row: BalanceView) -> dict:
     """A balance as Redis keeps it: flat fields (see cache.balance_document for the API's shape)."""
-    return {
-        "account_id": str(row.account_id),
-        "owner_type": row.owner_type,
-        "owner_id": row.owner_id,
-        "kind": row.kind,
-        "currency": row.currency,
-        "available": row.available,
-        "pending": row.pending,
-        "updated_at": iso_z(row.updated_at),
-        "version": row.version,
-    }
+    return balances.balance_fields(
+        account_id=row.account_id,
+        owner_type=row.owner_type,
+        owner_id=row.owner_id,
+        kind=row.kind,
+        currency=row.currency,
+        available=row.available,
+        pending=row.pending,
+        updated_at=row.updated_at,
+        version=row.version,
+    )
 
 
 def balances_refresh(account_ids: set[str]) -> None:
@@ -89,24 +89,24 @@ def balances_write_through(events: list[RecordedEvent]) -> None:
     for recorded in events:
         event = recorded.event
         if recorded.event_type == "AccountOpened":
-            full[cache.balance_key(event.account_id)] = {
-                "account_id": str(event.account_id),
-                "owner_type": event.owner_type,
-                "owner_id": event.owner_id,
-                "kind": event.kind,
-                "currency": event.currency,
-                "available": 0,
-                "pending": 0,
-                "updated_at": iso_z(recorded.occurred_at),
-                "version": recorded.version,
-            }
+            full[cache.balance_key(event.account_id)] = balances.balance_fields(
+                account_id=event.account_id,
+                owner_type=event.owner_type,
+                owner_id=event.owner_id,
+                kind=event.kind,
+                currency=event.currency,
+                available=0,
+                pending=0,
+                updated_at=recorded.occurred_at,
+                version=recorded.version,
+            )
         elif recorded.event_type == "BalanceChanged":
-            partial[cache.balance_key(event.account_id)] = {
-                "available": event.available.minor,
-                "pending": event.pending.minor,
-                "updated_at": iso_z(recorded.occurred_at),
-                "version": recorded.version,
-            }
+            partial[cache.balance_key(event.account_id)] = balances.balance_change_fields(
+                available=event.available.minor,
+                pending=event.pending.minor,
+                updated_at=recorded.occurred_at,
+                version=recorded.version,
+            )
     if not (full or partial):
         return
     try:

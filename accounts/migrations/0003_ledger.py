@@ -6,7 +6,8 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import accounts.domain
+# The account kinds are written as stored (AccountKind's values), not through the enum, which has moved to the
+# ledger app since: a migration keeps the values it was written with.
 
 
 class Migration(migrations.Migration):
@@ -104,20 +105,16 @@ class Migration(migrations.Migration):
                     ),
                     models.CheckConstraint(
                         condition=models.Q(
-                            models.Q(
-                                ("kind", accounts.domain.AccountKind["CUSTOMER_BALANCE"]), ("owner_type", "customer")
-                            ),
-                            models.Q(
-                                ("kind", accounts.domain.AccountKind["MERCHANT_PAYABLE"]), ("owner_type", "merchant")
-                            ),
+                            models.Q(("kind", "customer_balance"), ("owner_type", "customer")),
+                            models.Q(("kind", "merchant_payable"), ("owner_type", "merchant")),
                             models.Q(
                                 (
                                     "kind__in",
                                     [
-                                        accounts.domain.AccountKind["SEGREGATED_TRUST"],
-                                        accounts.domain.AccountKind["REVENUE"],
-                                        accounts.domain.AccountKind["CLEARING"],
-                                        accounts.domain.AccountKind["SUSPENSE"],
+                                        "segregated_trust",
+                                        "revenue",
+                                        "clearing",
+                                        "suspense",
                                     ],
                                 ),
                                 ("owner_type", "company"),

@@ -20,11 +20,12 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from accounts import services as ledger
-from accounts.domain import AccountKind
-from accounts.models import Account, ApiToken, Transfer
+from accounts.models import ApiToken
 from accounts.services import api_token_issue
 from fintech.money import Money
+from ledger import services as ledger
+from ledger.domain import AccountKind
+from ledger.models import Account, Transfer
 from payments import services as payments
 from projections.engine import projection_run
 from projections.models import PaymentView
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ACTOR = "user:access-matrix"
 JPY = "JPY"
 ADMIN_INDEX = "/admin/"
-TRANSFER_FORM = "/admin/accounts/account/transfer/"
+TRANSFER_FORM = "/admin/ledger/account/transfer/"
 
 
 @dataclass

@@ -5,9 +5,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from accounts.models import Account
 from accounts.services import api_token_issue
 from fintech.money import Money
+from ledger.models import Account
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

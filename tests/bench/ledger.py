@@ -1,4 +1,4 @@
-"""Ledger throughput: transfers through `accounts.services.transfer_create` against the same SQL by hand.
+"""Ledger throughput: transfers through `ledger.services.transfer_create` against the same SQL by hand.
 
 The pool: `accounts` customers registered, each with a customer balance account in JPY funded with FUNDING
 through the service (customer_register, account_open, account_deposit against the company's segregated trust
@@ -59,16 +59,16 @@ ACTOR = "bench:ledger"
 REFERENCE = "bench"
 FUNDING_REFERENCE = "bench funding"
 
-CUSTOMER_BALANCE = "customer_balance"  # accounts.domain.AccountKind, as stored
+CUSTOMER_BALANCE = "customer_balance"  # ledger.domain.AccountKind, as stored
 TRANSFER_KIND = "transfer"
-LEDGER_ACCOUNT = "ledger_account"  # accounts.domain.LEDGER_AGGREGATE
-LEDGER_ENTRY = "ledger_entry"  # accounts.domain.ENTRY_AGGREGATE
+LEDGER_ACCOUNT = "ledger_account"  # ledger.domain.LEDGER_AGGREGATE
+LEDGER_ENTRY = "ledger_entry"  # ledger.domain.ENTRY_AGGREGATE
 METADATA = json.dumps({"actor": ACTOR}, sort_keys=True)
 
 # ruff: noqa: S608 - the SQL below joins placeholders only; every value is a parameter
 
-# The statements of accounts.lock_objects, accounts.ledger.entry_post, fintech.eventstore.append_streams and
-# accounts.services.transfer_create, character for character (psycopg prepares by the text).
+# The statements of ledger.lock_objects, ledger.journal.entry_post, fintech.eventstore.append_streams and
+# ledger.services.transfer_create, character for character (psycopg prepares by the text).
 PEEK = "SELECT id, kind, currency FROM accounts_account WHERE id = ANY(%s)"
 LOCK = (
     "SELECT id, kind, currency, floor, available, pending, version FROM accounts_account "
@@ -94,9 +94,10 @@ INSERT_EVENTS = (
     f"metadata, version, occurred_at) VALUES {', '.join([_EVENT_ROW] * 3)} "
     "RETURNING position, transaction_id::text::bigint, created_at"
 )
+# As the ORM writes it (Transfer.save), quotes included.
 INSERT_TRANSFER = (
-    "INSERT INTO accounts_transfer (id, from_account_id, to_account_id, amount, currency, reference, "
-    "status, actor, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    'INSERT INTO "accounts_transfer" ("id", "from_account_id", "to_account_id", "amount", "currency", "reference", '
+    '"status", "actor", "created_at") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)'
 )
 # Column indexes of LOCK rows.
 FLOOR, AVAILABLE, PENDING, VERSION = 3, 4, 5, 6
@@ -197,8 +198,8 @@ def _event(stream_id: uuid.UUID, aggregate_type: str, event_type: str, data: dic
 
 # The service side (only after django.setup() on the bench database) -------------------------------------------
 def service_transfer(*, from_account: uuid.UUID, to_account: uuid.UUID, amount: int) -> uuid.UUID:
-    from accounts.services import transfer_create
     from fintech.money import Money
+    from ledger.services import transfer_create
 
     transfer = transfer_create(
         from_account=from_account,
@@ -212,13 +213,14 @@ def service_transfer(*, from_account: uuid.UUID, to_account: uuid.UUID, amount: 
 
 def open_pool(count: int) -> tuple[uuid.UUID, ...]:
     """`count` customers with a funded customer balance account each, through the service."""
-    from accounts import services
-    from accounts.domain import AccountKind
+    from accounts import services as accounts_services
     from fintech.money import Money
+    from ledger import services
+    from ledger.domain import AccountKind
 
     accounts = []
     for index in range(count):
-        customer = services.customer_register(
+        customer = accounts_services.customer_register(
             name=f"Bench Customer {index}", email=f"bench.ledger.{index}@example.org", actor=ACTOR
         )
         account = services.account_open(
@@ -407,10 +409,10 @@ def verify_through_service(accounts: tuple[uuid.UUID, ...], transfer_ids: list[u
     same transfers and balances as the tables hold."""
     from django.db import connection
 
-    from accounts.domain import AccountOpened, BalanceChanged, TransferCompleted
-    from accounts.models import Account, Transfer
     from fintech import eventstore
     from fintech.money import Money
+    from ledger.domain import AccountOpened, BalanceChanged, TransferCompleted
+    from ledger.models import Account, Transfer
 
     try:
         for transfer_id in transfer_ids:

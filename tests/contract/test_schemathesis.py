@@ -26,8 +26,9 @@ from django.conf import settings as django_settings
 from schemathesis.engine import events
 
 from accounts import services as accounts
-from accounts.domain import AccountKind
 from fintech.money import Money
+from ledger import services as ledger
+from ledger.domain import AccountKind
 from payments import services as payments
 from tests.accounts.helpers import customer_details
 from vault.services import card_tokenize, role_groups_ensure
@@ -85,18 +86,18 @@ def world(live_server) -> World:
     account_ids, hold_ids = [], []
     for _ in range(2):
         customer = accounts.customer_register(**customer_details(), actor=ACTOR)
-        account = accounts.account_open(
+        account = ledger.account_open(
             owner_type="customer",
             owner_id=str(customer.id),
             currency="JPY",
             kind=AccountKind.CUSTOMER_BALANCE,
             actor=ACTOR,
         )
-        accounts.account_deposit(account_id=account.id, amount=Money(10**9, "JPY"), actor=ACTOR)
-        hold = accounts.hold_place(account_id=account.id, amount=Money(1_000, "JPY"), actor=ACTOR)
+        ledger.account_deposit(account_id=account.id, amount=Money(10**9, "JPY"), actor=ACTOR)
+        hold = ledger.hold_place(account_id=account.id, amount=Money(1_000, "JPY"), actor=ACTOR)
         account_ids.append(str(account.id))
         hold_ids.append(str(hold.id))
-    merchant_account = accounts.account_open(
+    merchant_account = ledger.account_open(
         owner_type="merchant", owner_id=merchant_id, currency="JPY", kind=AccountKind.MERCHANT_PAYABLE, actor=ACTOR
     )
     account_ids.append(str(merchant_account.id))

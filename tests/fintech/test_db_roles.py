@@ -17,12 +17,13 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from accounts import services
-from accounts.domain import AccountKind
+from accounts import services as accounts_services
 from fintech import eventstore
 from fintech.money import Money
 from fintech.run import url_as
 from fintech.services import idempotency_records_purge
+from ledger import services
+from ledger.domain import AccountKind
 from projections.balances import BALANCES
 from projections.engine import projection_run
 from projections.services import projection_replay
@@ -78,7 +79,7 @@ def _django_as(role: str, password: str) -> Iterator[None]:
 @pytest.fixture
 def funded_accounts():
     def open_(funded: int = 0):
-        customer = services.customer_register(**customer_details(), actor=ACTOR)
+        customer = accounts_services.customer_register(**customer_details(), actor=ACTOR)
         account = services.account_open(
             owner_type="customer",
             owner_id=str(customer.id),

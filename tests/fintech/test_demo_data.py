@@ -7,7 +7,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_load_demo_data_loads_once_with_payments_and_ledger_accounts():
-    from accounts.models import Account
+    from ledger.models import Account
 
     out = StringIO()
     call_command("load_demo_data", stdout=out)

@@ -25,10 +25,10 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts import bookings
-from accounts.models import Account, JournalEntry, Posting, SettledPayment, SettlementBatch, SettlementLine
-from accounts.tasks import settlement_run_task
 from fintech.money import Money
+from ledger import bookings
+from ledger.models import Account, JournalEntry, Posting, SettledPayment, SettlementBatch, SettlementLine
+from ledger.tasks import settlement_run_task
 from tests.integration.conftest import WORKER_APPLICATION_NAME, database_url, wait_for, wait_for_sessions_gone
 from tests.integration.helpers import unique_merchant_id
 from tests.vault.helpers import EXP_MONTH, EXP_YEAR, pan_random

@@ -9,9 +9,10 @@ import pytest
 from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
-from accounts import services as ledger_services
-from accounts.models import Account
+from accounts import services as accounts_services
 from fintech.money import Money
+from ledger import services as ledger_services
+from ledger.models import Account
 from payments import services
 from projections.balances import BALANCES
 from projections.cache import balance_from_hash, balance_key
@@ -27,7 +28,7 @@ DEAD_REDIS = "redis://127.0.0.1:1/0"
 
 
 def _finance() -> APIClient:
-    return api_client(ledger_services.api_token_issue(username=f"fin-{uuid.uuid4().hex[:6]}", group="finance"))
+    return api_client(accounts_services.api_token_issue(username=f"fin-{uuid.uuid4().hex[:6]}", group="finance"))
 
 
 def test_captured_payment_reaches_merchant_balance_and_its_cache_through_the_worker(worker, redis_db, settings):
@@ -65,7 +66,7 @@ def test_captured_payment_reaches_merchant_balance_and_its_cache_through_the_wor
 
 def test_balance_reads_fall_back_to_the_table_while_redis_is_down(redis_db, settings):
     # given a funded customer account
-    customer = ledger_services.customer_register(**customer_details(), actor=ACTOR)
+    customer = accounts_services.customer_register(**customer_details(), actor=ACTOR)
     account = ledger_services.account_open(
         owner_type="customer", owner_id=str(customer.id), currency="JPY", kind="customer_balance", actor=ACTOR
     )

@@ -15,12 +15,12 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from accounts import services as ledger_services
-from accounts.bookings import LEDGER_BOOKINGS
-from accounts.models import Account
 from fintech import eventstore
 from fintech.eventstore import Checkpoint
 from fintech.money import Money
+from ledger import services as ledger_services
+from ledger.bookings import LEDGER_BOOKINGS
+from ledger.models import Account
 from payments import services
 from projections import engine
 from projections import services as projection_services

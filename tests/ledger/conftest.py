@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 
-from accounts import services
-from accounts.domain import AccountKind
+from accounts import services as accounts_services
 from fintech.money import Money
+from ledger import services
+from ledger.domain import AccountKind
 from tests.accounts.helpers import customer_details
 
 ACTOR = "user:ledger-test"
@@ -20,7 +21,7 @@ def customer_account(transactional_db):
     """Open a customer balance account (a new customer each call) in a currency, optionally funded."""
 
     def open_(currency: str = "JPY", funded: int = 0, **options):
-        customer = services.customer_register(**customer_details(), actor=ACTOR)
+        customer = accounts_services.customer_register(**customer_details(), actor=ACTOR)
         account = services.account_open(
             owner_type="customer",
             owner_id=str(customer.id),
@@ -39,7 +40,9 @@ def customer_account(transactional_db):
 @pytest.fixture
 def merchant_account(transactional_db):
     def open_(currency: str = "JPY", merchant_id: str | None = None):
-        merchant = services.merchant_get_or_create(merchant_id=merchant_id or f"m-ledger-{uuid.uuid4().hex[:8]}")
+        merchant = accounts_services.merchant_get_or_create(
+            merchant_id=merchant_id or f"m-ledger-{uuid.uuid4().hex[:8]}"
+        )
         return services.account_open(
             owner_type="merchant",
             owner_id=merchant.id,

@@ -1,7 +1,6 @@
 """The ledger in the admin: read-only pages for every ledger model, and the finance role's transfer form, which
 goes through the same service as the API."""
 
-import datetime as dt
 import importlib
 import re
 import uuid
@@ -13,22 +12,22 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Max
 from django.test import Client
 
-from accounts import bookings, services
-from accounts.models import Account, JournalEntry, Posting, SettlementBatch, Transfer
-from accounts.settlement import settlement_run
 from fintech import eventstore
 from fintech.money import Money
+from ledger import bookings, services
+from ledger.models import Account, JournalEntry, Posting, SettlementBatch, Transfer
+from ledger.settlement import settlement_run
 from tests.ledger.conftest import ACTOR
+from tests.ledger.helpers import settlement_day_of_its_own
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TRANSFER_URL = "/admin/accounts/account/transfer/"
+TRANSFER_URL = "/admin/ledger/account/transfer/"
 VISA_PAN = "4242424242424242"
-EARLIEST_REAL_DATE = dt.date(2000, 1, 1)
 finance_role = importlib.import_module("accounts.migrations.0005_finance_role")
+ledger_moved_out = importlib.import_module("accounts.migrations.0009_ledger_moved_out")
 
 
 def _login(username: str, *, superuser: bool = False, groups: tuple[str, ...] = ()) -> tuple[Client, object]:
@@ -46,8 +45,9 @@ def _login(username: str, *, superuser: bool = False, groups: tuple[str, ...] = 
 
 @pytest.fixture
 def roles(transactional_db):
-    """The finance role as its migration makes it: a transactional test's flush removes the migration's groups."""
+    """The finance role as its migrations make it: a transactional test's flush removes the migration's groups."""
     finance_role.finance_role_grant(apps, None)
+    ledger_moved_out.content_types_to_ledger(apps, None)
     Group.objects.get_or_create(name="support")
 
 
@@ -94,10 +94,7 @@ def _settled_batch() -> tuple[SettlementBatch, str]:
     capture event, then settled. The ledger is never emptied, so the capture is due on a day of its own, long
     before any real one, and the batch of that day settles it alone."""
     merchant_id = f"m-admin-{uuid.uuid4().hex[:8]}"
-    previous = SettlementBatch.objects.filter(settlement_date__lt=EARLIEST_REAL_DATE).aggregate(
-        last=Max("settlement_date")
-    )["last"]
-    due = (previous or EARLIEST_REAL_DATE - dt.timedelta(days=365_000)) + dt.timedelta(days=1)
+    due = settlement_day_of_its_own()
     with transaction.atomic():
         bookings.payment_capture_book(
             event_id=uuid.uuid4(),
@@ -140,17 +137,17 @@ def test_ledger_pages_render_read_only_for_superuser(superuser, ledger_rows, mod
     client, _ = superuser
     pk = ledger_rows[model]
     # when the superuser opens the list and the row's page
-    listing = client.get(f"/admin/accounts/{model}/")
-    detail = client.get(f"/admin/accounts/{model}/{pk}/change/")
+    listing = client.get(f"/admin/ledger/{model}/")
+    detail = client.get(f"/admin/ledger/{model}/{pk}/change/")
     # then both render, without an add button, a save button or a delete link
     assert (listing.status_code, detail.status_code) == (200, 200)
-    assert f"/admin/accounts/{model}/add/" not in listing.content.decode()
+    assert f"/admin/ledger/{model}/add/" not in listing.content.decode()
     body = detail.content.decode()
     assert 'name="_save"' not in body
-    assert f"/admin/accounts/{model}/{pk}/delete/" not in body
+    assert f"/admin/ledger/{model}/{pk}/delete/" not in body
     # and adding or deleting is refused outright
-    assert client.get(f"/admin/accounts/{model}/add/").status_code == 403
-    assert client.post(f"/admin/accounts/{model}/{pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.get(f"/admin/ledger/{model}/add/").status_code == 403
+    assert client.post(f"/admin/ledger/{model}/{pk}/delete/", {"post": "yes"}).status_code == 403
 
 
 @pytest.mark.parametrize("model", LEDGER_MODELS)
@@ -158,8 +155,8 @@ def test_ledger_pages_render_for_finance_through_the_group(finance, ledger_rows,
     # given a staff user whose only permissions come from the finance group
     client, _ = finance
     # when they open the list and the row's page, then both render
-    assert client.get(f"/admin/accounts/{model}/").status_code == 200
-    assert client.get(f"/admin/accounts/{model}/{ledger_rows[model]}/change/").status_code == 200
+    assert client.get(f"/admin/ledger/{model}/").status_code == 200
+    assert client.get(f"/admin/ledger/{model}/{ledger_rows[model]}/change/").status_code == 200
 
 
 def test_ledger_lists_search_by_id_finds_the_row(superuser, ledger_rows):
@@ -174,11 +171,11 @@ def test_ledger_lists_search_by_id_finds_the_row(superuser, ledger_rows):
         "settlementbatch": ledger_rows["settlementbatch"],
     }
     for model, term in searches.items():
-        body = client.get(f"/admin/accounts/{model}/", {"q": str(term)}).content.decode()
+        body = client.get(f"/admin/ledger/{model}/", {"q": str(term)}).content.decode()
         # then the row is listed
-        assert f"/admin/accounts/{model}/{ledger_rows[model]}/change/" in body, model
+        assert f"/admin/ledger/{model}/{ledger_rows[model]}/change/" in body, model
     # and a term that is no id nor owner finds nothing
-    assert client.get("/admin/accounts/account/", {"q": "no-such-owner"}).context["cl"].result_count == 0
+    assert client.get("/admin/ledger/account/", {"q": "no-such-owner"}).context["cl"].result_count == 0
 
 
 def test_account_search_by_owner_id_finds_its_accounts(superuser, customer_account, merchant_account):
@@ -187,8 +184,8 @@ def test_account_search_by_owner_id_finds_its_accounts(superuser, customer_accou
     accounts = (customer_account(), merchant_account())
     for account, term in zip(accounts, (accounts[0].owner_id.upper(), accounts[1].owner_id), strict=True):
         # when staff search the accounts by the owner's id, then its account is listed
-        body = client.get("/admin/accounts/account/", {"q": term}).content.decode()
-        assert f"/admin/accounts/account/{account.id}/change/" in body
+        body = client.get("/admin/ledger/account/", {"q": term}).content.decode()
+        assert f"/admin/ledger/account/{account.id}/change/" in body
 
 
 def test_account_detail_shows_ledger_balances_in_currency_decimals_and_latest_postings(superuser, customer_account):
@@ -196,21 +193,21 @@ def test_account_detail_shows_ledger_balances_in_currency_decimals_and_latest_po
     # given a USD account holding 10.50 and a JPY account holding 1,000
     dollars, yen = customer_account(currency="USD", funded=1_050), customer_account(funded=1_000)
     # when staff open them
-    dollars_page = client.get(f"/admin/accounts/account/{dollars.id}/change/").content.decode()
-    yen_page = client.get(f"/admin/accounts/account/{yen.id}/change/").content.decode()
+    dollars_page = client.get(f"/admin/ledger/account/{dollars.id}/change/").content.decode()
+    yen_page = client.get(f"/admin/ledger/account/{yen.id}/change/").content.decode()
     # then the balances are the account row's, with the currency's decimals
     assert "10.50 USD" in dollars_page
     assert "0.00 USD" in dollars_page
     assert "1000 JPY" in yen_page
     # and the latest postings link to their journal entries
     deposit = Posting.objects.get(account_id=dollars.id).entry_id
-    assert f"/admin/accounts/journalentry/{deposit}/change/" in dollars_page
+    assert f"/admin/ledger/journalentry/{deposit}/change/" in dollars_page
 
 
 def test_journal_entry_detail_lists_its_postings_read_only(superuser, ledger_rows):
     client, _ = superuser
     # when staff open the transfer's journal entry
-    body = client.get(f"/admin/accounts/journalentry/{ledger_rows['journalentry']}/change/").content.decode()
+    body = client.get(f"/admin/ledger/journalentry/{ledger_rows['journalentry']}/change/").content.decode()
     # then each of its postings is shown, with no field to edit
     for posting in Posting.objects.filter(entry_id=ledger_rows["journalentry"]):
         assert re.search(rf'<td class="field-amount">\s*<p>{posting.amount}</p>', body), posting
@@ -220,7 +217,7 @@ def test_journal_entry_detail_lists_its_postings_read_only(superuser, ledger_row
 def test_settlement_batch_detail_lists_its_lines_read_only(superuser, ledger_rows):
     client, _ = superuser
     # when staff open the settlement batch
-    body = client.get(f"/admin/accounts/settlementbatch/{ledger_rows['settlementbatch']}/change/").content.decode()
+    body = client.get(f"/admin/ledger/settlementbatch/{ledger_rows['settlementbatch']}/change/").content.decode()
     # then the merchant's line is shown, with no field to edit
     assert ledger_rows["merchant_id"] in body
     assert 'name="lines-0-amount"' not in body
@@ -249,7 +246,7 @@ def test_transfer_form_by_finance_moves_balances_and_audits(finance, customer_ac
     assert {e.metadata["actor"] for e in events} == {actor}
     # and the user lands on the transfer with a message naming it
     assert response.status_code == 302
-    assert response["Location"] == f"/admin/accounts/transfer/{transfer.id}/change/"
+    assert response["Location"] == f"/admin/ledger/transfer/{transfer.id}/change/"
     assert f"Transfer {transfer.id} completed: 1000 JPY." in client.get(response["Location"]).content.decode()
 
 
@@ -339,7 +336,7 @@ def test_transfer_form_for_staff_outside_finance_is_forbidden(support, customer_
     assert _transfer(client, source, destination, "100").status_code == 403
     # and nothing moved, while the account list they may view offers no transfer
     assert _balances(source, destination) == [(1_000, 0), (0, 0)]
-    listing = client.get("/admin/accounts/account/")
+    listing = client.get("/admin/ledger/account/")
     assert listing.status_code == 200
     assert TRANSFER_URL not in listing.content.decode()
 
@@ -348,7 +345,7 @@ def test_transfer_form_is_offered_to_finance_and_superusers_in_finance(finance, 
     superuser_in_finance = _login("root-finance", superuser=True, groups=("finance",))
     # when finance, superusers among them, open the account list, then it links the form, which renders
     for client, _ in (finance, superuser_in_finance):
-        assert TRANSFER_URL in client.get("/admin/accounts/account/").content.decode()
+        assert TRANSFER_URL in client.get("/admin/ledger/account/").content.decode()
         form = client.get(TRANSFER_URL)
         assert form.status_code == 200
         assert 'name="amount"' in form.content.decode()
@@ -361,7 +358,7 @@ def test_transfer_form_for_superuser_outside_finance_is_forbidden(superuser, cus
     assert client.get(TRANSFER_URL).status_code == 403
     assert _transfer(client, source, destination, "100").status_code == 403
     assert _balances(source, destination) == [(1_000, 0), (0, 0)]
-    assert TRANSFER_URL not in client.get("/admin/accounts/account/").content.decode()
+    assert TRANSFER_URL not in client.get("/admin/ledger/account/").content.decode()
 
 
 def test_transfer_form_for_anonymous_redirects_to_login(roles):
@@ -382,7 +379,7 @@ def test_transfer_form_submitted_twice_moves_the_money_once(finance, customer_ac
     second = _transfer(client, alice, bob, "700", form_id=form_id)
     # then the money moved once and both submissions land on the same transfer
     assert _balances(alice, bob) == [(4_300, 0), (700, 0)]
-    assert first["Location"] == second["Location"] == f"/admin/accounts/transfer/{form_id}/change/"
+    assert first["Location"] == second["Location"] == f"/admin/ledger/transfer/{form_id}/change/"
     assert LogEntry.objects.filter(object_id=str(form_id)).count() == 1
 
 

@@ -15,11 +15,11 @@ from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django.utils import timezone
 
-from accounts import bookings
-from accounts.models import BookingAlert, JournalEntry
-from accounts.reconciliation import ledger_check
 from fintech import eventstore
 from fintech.money import MAX_MINOR, Money
+from ledger import bookings
+from ledger.models import BookingAlert, JournalEntry
+from ledger.reconciliation import ledger_check
 from payments import services as payments
 from payments.domain import Payment, PaymentMethod
 from projections.engine import projection_run
@@ -81,7 +81,7 @@ def test_two_captures_beyond_what_clearing_can_hold_do_not_stop_the_bookings(cap
     payments.payment_authorize(payment_id=ordinary.id, actor=ACTOR)
     payments.payment_capture(payment_id=ordinary.id, actor=ACTOR)
     # when the bookings run
-    with caplog.at_level(logging.ERROR, logger="accounts.bookings"):
+    with caplog.at_level(logging.ERROR, logger="ledger.bookings"):
         _book_until(ordinary.id)
     # then the projection did not stop, and the ordinary capture after the impossible one is booked
     assert ProjectionState.objects.get(name=bookings.LEDGER_BOOKINGS).error == ""
@@ -127,21 +127,23 @@ def test_finance_sees_booking_alerts_read_only_in_the_admin():
     # when a member of the finance role (as its migrations make it) opens the admin
     finance_role = importlib.import_module("accounts.migrations.0005_finance_role")
     alerts_role = importlib.import_module("accounts.migrations.0008_booking_alert")
+    ledger_moved_out = importlib.import_module("accounts.migrations.0009_ledger_moved_out")
     finance_role.finance_role_grant(apps, None)
     alerts_role.finance_views_alerts(apps, None)
+    ledger_moved_out.content_types_to_ledger(apps, None)
     user = get_user_model().objects.create_user(f"fin-{uuid.uuid4().hex[:6]}", password="x-test-only", is_staff=True)
     user.groups.add(Group.objects.get(name="finance"))
     client = Client()
     client.force_login(user)
     # then the alert is listed and shown, and nobody can add, change or delete one
-    listing = client.get("/admin/accounts/bookingalert/", {"q": str(payment.id)})
+    listing = client.get("/admin/ledger/bookingalert/", {"q": str(payment.id)})
     assert listing.status_code == 200
-    assert f"/admin/accounts/bookingalert/{alert.pk}/change/" in listing.content.decode()
-    detail = client.get(f"/admin/accounts/bookingalert/{alert.pk}/change/")
+    assert f"/admin/ledger/bookingalert/{alert.pk}/change/" in listing.content.decode()
+    detail = client.get(f"/admin/ledger/bookingalert/{alert.pk}/change/")
     assert detail.status_code == 200
     assert "the capture was never booked" in detail.content.decode()
-    assert client.get("/admin/accounts/bookingalert/add/").status_code == 403
-    assert client.post(f"/admin/accounts/bookingalert/{alert.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.get("/admin/ledger/bookingalert/add/").status_code == 403
+    assert client.post(f"/admin/ledger/bookingalert/{alert.pk}/delete/", {"post": "yes"}).status_code == 403
     # and the database itself keeps the record
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM accounts_bookingalert WHERE id = %s", [alert.pk])

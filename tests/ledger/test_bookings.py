@@ -1,20 +1,24 @@
 """Payments move money: captures and refunds booked by the process manager, settlement, redelivery."""
 
 import datetime as dt
+import re
 import uuid
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import transaction
 
-from accounts import bookings
-from accounts.domain import AccountKind
-from accounts.ledger import company_account_id
-from accounts.models import Account, JournalEntry, SettledPayment, SettlementBatch
-from accounts.settlement import settlement_run
 from fintech.money import Money
+from ledger import bookings
+from ledger.domain import AccountKind
+from ledger.journal import company_account_id
+from ledger.models import Account, JournalEntry, SettledPayment, SettlementBatch
+from ledger.settlement import settlement_run
 from payments import services as payments
 from projections.engine import projection_run
 from projections.models import ProjectionState
+from tests.ledger.helpers import settlement_day_of_its_own
 from vault.services import card_tokenize
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -152,12 +156,28 @@ def test_settlement_leaves_captures_not_yet_due(token, merchant):
     assert not SettledPayment.objects.filter(payment_id=payment.id).exists()
 
 
-def test_run_settlement_command_prints_the_batch(token, merchant):
-    payment = _captured(token, merchant)
-    _book()
-    due = JournalEntry.objects.get(payment_id=payment.id, kind="capture").settlement_date
-    from io import StringIO
-
-    out = StringIO()
-    call_command("run_settlement", "--date", due.isoformat(), stdout=out)
-    assert merchant in out.getvalue() or "already settled" in out.getvalue()
+def test_run_settlement_command_settles_a_date_then_reports_it_settled(merchant):
+    # given a capture booked due on a day of its own, which no run has settled
+    due = settlement_day_of_its_own()
+    with transaction.atomic():
+        bookings.payment_capture_book(
+            event_id=uuid.uuid4(),
+            payment_id=uuid.uuid4(),
+            merchant_id=merchant,
+            amount=Money(5000, "JPY"),
+            settlement_date=due,
+            fee_bps=360,
+        )
+    # when the command runs for that day, then it settles it and lists the merchant's line
+    first = StringIO()
+    call_command("run_settlement", "--date", due.isoformat(), stdout=first)
+    assert first.getvalue().startswith(f"{due}: settled, batch ")
+    assert re.search(rf"^  {merchant} +JPY +1 payments +4820$", first.getvalue(), re.MULTILINE)
+    assert _merchant_account(merchant).available == 4_820
+    # when it runs again for the same day, then it says so, shows the same batch and changes nothing
+    again = StringIO()
+    call_command("run_settlement", "--date", due.isoformat(), stdout=again)
+    batch = SettlementBatch.objects.get(settlement_date=due)
+    assert again.getvalue().startswith(f"{due}: already settled (nothing changed), batch {batch.id}")
+    assert first.getvalue().splitlines()[1:] == again.getvalue().splitlines()[1:]
+    assert _merchant_account(merchant).available == 4_820

@@ -7,10 +7,10 @@ import time
 import pytest
 from django.db import connection
 
-from accounts import services
-from accounts.domain import InsufficientFunds
-from accounts.models import Account
 from fintech.money import Money
+from ledger import services
+from ledger.domain import InsufficientFunds
+from ledger.models import Account
 from tests.ledger.conftest import ACTOR
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -3,12 +3,12 @@ import uuid
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from accounts import services
-from accounts.domain import AccountKind, CurrencyMismatch, InsufficientFunds, InvalidLedgerRequest
-from accounts.ledger import company_account_id
-from accounts.models import Account, JournalEntry, Posting
 from fintech import eventstore
 from fintech.money import Money
+from ledger import services
+from ledger.domain import AccountKind, CurrencyMismatch, InsufficientFunds, InvalidLedgerRequest
+from ledger.journal import company_account_id
+from ledger.models import Account, JournalEntry, Posting
 from tests.ledger.conftest import ACTOR
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,9 +6,9 @@ import uuid
 import pytest
 from django.db import connection
 
-from accounts.models import Account, JournalEntry
 from accounts.services import api_token_issue, customer_register
 from fintech.money import Money
+from ledger.models import Account, JournalEntry
 from payments import domain as payment_domain
 from payments import services as payment_services
 from tests.accounts.helpers import customer_details

@@ -4,8 +4,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django_redis import get_redis_connection
 
-from accounts import services
 from fintech.money import Money
+from ledger import services
 from projections.balances import BALANCES
 from projections.engine import projection_run
 from tests.ledger.conftest import ACTOR

@@ -1,18 +1,18 @@
 """Segregation of customer funds: money moves by a command only between account kinds where the ledger rules
-let it (accounts.domain.MOVEMENTS); the company's trust, clearing and suspense accounts move only with the
+let it (ledger.domain.MOVEMENTS); the company's trust, clearing and suspense accounts move only with the
 ledger's own bookings."""
 
 import uuid
 
 import pytest
 
-from accounts import services
-from accounts.domain import AccountKind, MovementNotAllowed
-from accounts.ledger import company_account_id
-from accounts.models import Account, Hold, JournalEntry
-from accounts.reconciliation import ledger_reconcile
 from accounts.services import api_token_issue, customer_register, merchant_get_or_create
 from fintech.money import Money
+from ledger import services
+from ledger.domain import AccountKind, MovementNotAllowed
+from ledger.journal import company_account_id
+from ledger.models import Account, Hold, JournalEntry
+from ledger.reconciliation import ledger_reconcile
 from tests.accounts.helpers import customer_details
 from tests.ledger.conftest import ACTOR
 from tests.vault.helpers import api_client

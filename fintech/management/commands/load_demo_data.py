@@ -7,16 +7,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import policy
-from accounts.domain import AccountKind
-from accounts.services import (
-    account_deposit,
-    account_open,
-    api_token_issue,
-    customer_register,
-    transfer_create,
-)
+from accounts.services import api_token_issue, customer_register
 from fintech.eventstore import command_metadata
 from fintech.money import Money
+from ledger.domain import AccountKind
+from ledger.services import account_deposit, account_open, transfer_create
 from payments import services as payments
 from vault.services import card_tokenize
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from accounts.domain import AccountNotFound, AccountState
 from fintech.db import raw_cursor
+from ledger.domain import AccountNotFound, AccountState
 
 
 def accounts_peek(account_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[str, str]]:

@@ -14,8 +14,12 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import policy, selectors, services
-from accounts.domain import (
+from accounts import policy
+from fintech.api import FreeTextField, MoneyField, idempotent, no_card_numbers, register_problem
+from fintech.money import CURRENCY_EXPONENTS, MAX_MINOR, Money
+from fintech.openapi import raises
+from ledger import selectors, services
+from ledger.domain import (
     AccountExists,
     AccountKind,
     AccountNotFound,
@@ -30,9 +34,6 @@ from accounts.domain import (
     MovementNotAllowed,
     check_amount_limit,
 )
-from fintech.api import FreeTextField, MoneyField, idempotent, no_card_numbers, register_problem
-from fintech.money import CURRENCY_EXPONENTS, MAX_MINOR, Money
-from fintech.openapi import raises
 from projections import selectors as read_models
 
 register_problem(InsufficientFunds, status.HTTP_422_UNPROCESSABLE_ENTITY)

@@ -2,8 +2,8 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.settlement import settlement_run
 from fintech.money import Money
+from ledger.settlement import settlement_run
 
 
 class Command(BaseCommand):

@@ -16,8 +16,11 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import ledger, lock_objects
-from accounts.domain import (
+from fintech.db import raw_cursor
+from fintech.eventstore import RecordedEvent
+from fintech.money import Money, MoneyError
+from ledger import journal, lock_objects
+from ledger.domain import (
     AVAILABLE,
     MERCHANT,
     PENDING,
@@ -32,9 +35,6 @@ from accounts.domain import (
     refund_fee_share,
     suspense_postings,
 )
-from fintech.db import raw_cursor
-from fintech.eventstore import RecordedEvent
-from fintech.money import Money, MoneyError
 from projections.engine import Projection, projection_register
 
 LEDGER_BOOKINGS = "ledger_bookings"
@@ -66,7 +66,7 @@ def payment_capture_book(
     when the event was booked already."""
     if _booked(event_id):
         return None
-    merchant = ledger.owned_account_id(
+    merchant = journal.owned_account_id(
         owner_type=MERCHANT,
         owner_id=merchant_id,
         kind=AccountKind.MERCHANT_PAYABLE,
@@ -74,8 +74,8 @@ def payment_capture_book(
         floor=0,
         actor=ACTOR,
     )
-    clearing = ledger.company_account_id(kind=AccountKind.CLEARING, currency=amount.currency)
-    revenue = ledger.company_account_id(kind=AccountKind.REVENUE, currency=amount.currency)
+    clearing = journal.company_account_id(kind=AccountKind.CLEARING, currency=amount.currency)
+    revenue = journal.company_account_id(kind=AccountKind.REVENUE, currency=amount.currency)
     fee = fee_of(amount.minor, fee_bps)
     postings = [
         Posting(clearing, AVAILABLE, -amount.minor),
@@ -92,7 +92,7 @@ def payment_capture_book(
         amount=amount,
         fee=Money(fee, amount.currency),
     )
-    ledger.entry_post(
+    journal.entry_post(
         accounts=accounts,
         postings=[p for p in postings if p.amount],
         kind="capture",
@@ -156,9 +156,9 @@ def payment_refund_book(*, event_id: uuid.UUID, payment_id: uuid.UUID, amount: M
     if _booked(event_id):
         return None
     merchant, gross, fee, refunded_before = _capture_of(payment_id)
-    clearing = ledger.company_account_id(kind=AccountKind.CLEARING, currency=amount.currency)
-    revenue = ledger.company_account_id(kind=AccountKind.REVENUE, currency=amount.currency)
-    suspense = ledger.company_account_id(kind=AccountKind.SUSPENSE, currency=amount.currency)
+    clearing = journal.company_account_id(kind=AccountKind.CLEARING, currency=amount.currency)
+    revenue = journal.company_account_id(kind=AccountKind.REVENUE, currency=amount.currency)
+    suspense = journal.company_account_id(kind=AccountKind.SUSPENSE, currency=amount.currency)
     fee_back = refund_fee_share(fee=fee, captured=gross, refunded_before=refunded_before, refund=amount.minor)
     accounts = lock_objects.accounts_lock([merchant, clearing, revenue, suspense])
     bucket = AVAILABLE if _settled(payment_id) else PENDING
@@ -181,7 +181,7 @@ def payment_refund_book(*, event_id: uuid.UUID, payment_id: uuid.UUID, amount: M
         fee_returned=Money(from_revenue, amount.currency),
         shortfall=Money(shortfall, amount.currency),
     )
-    ledger.entry_post(
+    journal.entry_post(
         accounts=accounts,
         postings=[p for p in postings if p.amount],
         kind="refund",
@@ -231,8 +231,8 @@ def payment_booking_refuse(
 def _suspense_book(
     entry_id: uuid.UUID, event_id: uuid.UUID, payment_id: uuid.UUID, amount: Money, inflow: bool, reason: str
 ) -> None:
-    clearing = ledger.company_account_id(kind=AccountKind.CLEARING, currency=amount.currency)
-    suspense = ledger.company_account_id(kind=AccountKind.SUSPENSE, currency=amount.currency)
+    clearing = journal.company_account_id(kind=AccountKind.CLEARING, currency=amount.currency)
+    suspense = journal.company_account_id(kind=AccountKind.SUSPENSE, currency=amount.currency)
     event = PaymentBookingSuspended(
         occurred_at=timezone.now(),
         entry_id=entry_id,
@@ -241,7 +241,7 @@ def _suspense_book(
         amount=amount,
         reason=reason[:500],
     )
-    ledger.entry_post(
+    journal.entry_post(
         accounts=lock_objects.accounts_lock([clearing, suspense]),
         postings=suspense_postings(amount=amount.minor, inflow=inflow, clearing_id=clearing, suspense_id=suspense),
         kind="suspense",

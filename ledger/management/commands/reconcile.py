@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.reconciliation import ledger_reconcile
 from fintech.money import Money
+from ledger.reconciliation import ledger_reconcile
 
 
 class Command(BaseCommand):

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.domain import (
+from fintech import eventstore
+from fintech.db import raw_cursor
+from fintech.events import DomainEvent
+from fintech.eventstore import StreamAppend
+from fintech.money import Money
+from ledger.domain import (
     AVAILABLE,
     COMPANY,
     COMPANY_OWNER_ID,
@@ -24,11 +29,6 @@ from accounts.domain import (
     balances_after,
     entry_check_balanced,
 )
-from fintech import eventstore
-from fintech.db import raw_cursor
-from fintech.events import DomainEvent
-from fintech.eventstore import StreamAppend
-from fintech.money import Money
 
 # ruff: noqa: S608 - the SQL below joins placeholders only; every value is a parameter
 
@@ -68,23 +68,47 @@ def entry_post(
             "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             [entry_id, kind, reference, actor, event_id, payment_id, settlement_date, now],
         )
-        cursor.execute(
-            "INSERT INTO accounts_posting (entry_id, account_id, currency, bucket, amount, created_at) VALUES "
-            + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(postings)),
-            [
-                value
-                for p in postings
-                for value in (entry_id, p.account_id, accounts[p.account_id].currency, p.bucket, p.amount, now)
-            ],
-        )
-        cursor.execute(
-            "UPDATE accounts_account AS a SET available = v.available, pending = v.pending, "
-            "version = a.version + 1, updated_at = %s FROM (VALUES "
-            + ", ".join(["(%s::uuid, %s::bigint, %s::bigint)"] * len(after))
-            + ") AS v (id, available, pending) WHERE a.id = v.id",
-            [now, *[value for account_id, (a, p) in after.items() for value in (account_id, a, p)]],
-        )
-    appends = [
+        _postings_insert(cursor, entry_id, postings, accounts, now)
+        _balances_update(cursor, after, now)
+    appends = _balance_changes(entry_id, accounts, after, now)
+    appends.append(StreamAppend(entry_stream, [entry_event], entry_stream_version))
+    # The streams cannot move under us: their accounts are locked, and the entry's stream is new (or its hold
+    # is locked).
+    eventstore.append_streams(appends, metadata={"actor": actor}, savepoint=False)
+    return Entry(id=entry_id, created_at=now, balances=after)
+
+
+def _postings_insert(
+    cursor, entry_id: uuid.UUID, postings: list[Posting], accounts: dict[uuid.UUID, AccountState], now
+) -> None:
+    """All the entry's postings in one statement."""
+    cursor.execute(
+        "INSERT INTO accounts_posting (entry_id, account_id, currency, bucket, amount, created_at) VALUES "
+        + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(postings)),
+        [
+            value
+            for p in postings
+            for value in (entry_id, p.account_id, accounts[p.account_id].currency, p.bucket, p.amount, now)
+        ],
+    )
+
+
+def _balances_update(cursor, after: dict[uuid.UUID, tuple[int, int]], now) -> None:
+    """Every touched account's new balances and version in one statement."""
+    cursor.execute(
+        "UPDATE accounts_account AS a SET available = v.available, pending = v.pending, "
+        "version = a.version + 1, updated_at = %s FROM (VALUES "
+        + ", ".join(["(%s::uuid, %s::bigint, %s::bigint)"] * len(after))
+        + ") AS v (id, available, pending) WHERE a.id = v.id",
+        [now, *[value for account_id, (a, p) in after.items() for value in (account_id, a, p)]],
+    )
+
+
+def _balance_changes(
+    entry_id: uuid.UUID, accounts: dict[uuid.UUID, AccountState], after: dict[uuid.UUID, tuple[int, int]], now
+) -> list[StreamAppend]:
+    """A BalanceChanged on each touched account's stream, at its next version: the one the account row moved to."""
+    return [
         StreamAppend(
             account_id,
             [
@@ -101,11 +125,6 @@ def entry_post(
         )
         for account_id, (available, pending) in after.items()
     ]
-    appends.append(StreamAppend(entry_stream, [entry_event], entry_stream_version))
-    # The streams cannot move under us: their accounts are locked, and the entry's stream is new (or its hold
-    # is locked).
-    eventstore.append_streams(appends, metadata={"actor": actor}, savepoint=False)
-    return Entry(id=entry_id, created_at=now, balances=after)
 
 
 def account_insert(

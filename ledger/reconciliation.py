@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import redis
 
-from accounts.domain import AccountKind
 from fintech.db import raw_cursor
+from ledger.domain import AccountKind
 
 
 @dataclass

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import ledger, lock_objects
-from accounts.domain import AVAILABLE, PENDING, MerchantFundsSettled, Posting
-from accounts.models import SettledPayment, SettlementBatch, SettlementLine
 from fintech.db import raw_cursor
 from fintech.money import Money
+from ledger import journal, lock_objects
+from ledger.domain import AVAILABLE, PENDING, MerchantFundsSettled, Posting
+from ledger.models import SettledPayment, SettlementBatch, SettlementLine
 
 # Per merchant account and payment: what the payment still holds in pending (its capture's net less refunds
 # booked before settlement), for every capture due by the date and not settled yet.
@@ -83,7 +83,7 @@ def _settle_account(batch, accounts, account_id: uuid.UUID, rows: list[tuple], a
             amount=Money(total, currency),
             payments=len(rows),
         )
-        ledger.entry_post(
+        journal.entry_post(
             accounts={account_id: accounts[account_id]},
             postings=[Posting(account_id, PENDING, -total), Posting(account_id, AVAILABLE, total)],
             kind="settlement",

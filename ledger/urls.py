@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import api
+from ledger import api
 
 ROUTES = [
     ("accounts", api.AccountOpenApi, "account-open"),
