@@ -1,21 +1,22 @@
 """Customers in the admin: lists show ids and dates only; decrypted personal data only on one customer's page,
 read-only. Search is by customer id or by exact e-mail address through the blind index, never over PII.
 
-Users, groups and API tokens: the superusers' pages. Who sees which page is accounts.policy's to say (the ledger's
+Users, groups and API tokens: the superusers' pages. Who sees which page is fintech.policy's to say (the ledger's
 pages are ledger.admin's)."""
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 
-from accounts import policy, services
+from accounts import services
 from accounts.models import ApiToken, Customer
 from accounts.selectors import customer_email_index
+from fintech import policy
 from fintech.admin import NoWrites, ReadOnlyAdmin, search_uuid
 from vault.fields import subject_forgotten_exists
 
 # --- Users, roles and API tokens ----------------------------------------------------------------------------
-# Managed by superusers alone (accounts.policy): whoever hands out roles could otherwise take any of them.
+# Managed by superusers alone (fintech.policy): whoever hands out roles could otherwise take any of them.
 
 
 class UserManagementAdmin:

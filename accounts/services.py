@@ -11,7 +11,6 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import policy
 from accounts.authentication import API_TOKEN_PREFIX_LENGTH, api_token_hash, api_token_key_new
 from accounts.domain import (
     AGGREGATE_TYPE,
@@ -21,7 +20,7 @@ from accounts.domain import (
     registered_pii_context,
 )
 from accounts.models import ApiToken, Customer, Merchant, MerchantUser
-from fintech import eventstore
+from fintech import eventstore, policy
 from vault import services as vault_services
 
 

@@ -4,7 +4,7 @@ import uuid
 from django.contrib import admin
 from django.utils.html import format_html
 
-from accounts import policy
+from fintech import policy
 from fintech.models import Event
 
 

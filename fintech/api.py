@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import re
+import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -17,13 +18,14 @@ from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
+from rest_framework.views import APIView, exception_handler
 
+from fintech import policy
 from fintech.eventstore import ConcurrencyConflict, PreconditionFailed
+from fintech.masking import mask_pans, mask_value
 from fintech.models import IdempotencyRecord
 from fintech.money import CURRENCY_EXPONENTS, MAX_MINOR, Money, MoneyError
 from fintech.services import idempotency_expired_before
-from vault.logging import mask_pans, mask_value
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +190,7 @@ class MoneyFieldSchema(OpenApiSerializerFieldExtension):
 def no_card_numbers(value: str) -> str:
     """Validator for free text that ends up in events (descriptions, reasons): card numbers go to the vault.
     Django's ValidationError, so API serializers and admin forms share it; a number written with any
-    separators (dots, slashes, several spaces...) is one too (`vault.logging.mask_pans`)."""
+    separators (dots, slashes, several spaces...) is one too (`fintech.masking.mask_pans`)."""
     if isinstance(value, str) and mask_pans(value) != value:
         raise DjangoValidationError("must not contain a card number; tokenise cards with the vault", code="card_number")
     return value
@@ -353,3 +355,23 @@ def idempotent(view_method):
 def drop_slashed_twins(endpoints):
     """drf-spectacular preprocessing hook: document each API path once, without its trailing-slash twin."""
     return [endpoint for endpoint in endpoints if not endpoint[0].endswith("/")]
+
+
+class MerchantApi(APIView):
+    """A view acting for the caller's merchant (the access policy's merchant_of); a user who acts for none is
+    refused. The write side's commands and the read model's queries of payments both start here."""
+
+    def merchant_id(self) -> str:
+        merchant_id = policy.merchant_of(self.request.user)
+        if merchant_id is None:
+            raise exceptions.PermissionDenied("this user does not act for a merchant")
+        return merchant_id
+
+    def payment_id(self) -> uuid.UUID:
+        try:
+            return uuid.UUID(self.kwargs["payment_id"])
+        except ValueError:
+            raise exceptions.NotFound("no such payment") from None
+
+    def actor(self) -> str:
+        return f"user:{self.request.user.pk}"

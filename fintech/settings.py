@@ -300,7 +300,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # No card number reaches a log line: every handler masks Luhn-valid 12-19 digit runs.
-    "filters": {"mask_pans": {"()": "vault.logging.PanMaskingFilter"}},
+    "filters": {"mask_pans": {"()": "fintech.masking.PanMaskingFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_pans"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},

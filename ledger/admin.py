@@ -1,6 +1,6 @@
 """The ledger in the admin: read-only pages for its accounts, entries, postings, transfers, holds, settlement
 batches and booking alerts, and the finance role's transfer form. Who sees which page, and who may transfer, is
-accounts.policy's to say."""
+fintech.policy's to say."""
 
 import functools
 import operator
@@ -20,9 +20,10 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
-from accounts import policy
+from fintech import policy
 from fintech.admin import NoWrites, ReadOnlyAdmin, search_uuid
 from fintech.api import no_card_numbers
+from fintech.masking import mask_pans
 from fintech.money import CURRENCY_EXPONENTS, Money, MoneyError
 from ledger import services
 from ledger.domain import COMPANY, COMPANY_OWNER_ID, CUSTOMER, MERCHANT, LedgerError
@@ -36,7 +37,6 @@ from ledger.models import (
     SettlementLine,
     Transfer,
 )
-from vault.logging import mask_pans
 
 # Read-only pages over the ledger tables, plus one command: the finance role's transfer form, which calls the
 # same service as the API. Lists stay cheap on big tables: no full count, related rows joined, exact searches

@@ -1,6 +1,6 @@
 """Thin DRF views of the ledger: accounts, deposits, transfers, holds, balances and postings.
 
-Writes are for the finance role (the `finance` group, accounts.policy); a merchant's users read only their
+Writes are for the finance role (the `finance` group, fintech.policy); a merchant's users read only their
 merchant's accounts; everyone else is refused, staff and superusers included."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import policy
+from fintech import policy
 from fintech.api import FreeTextField, MoneyField, idempotent, no_card_numbers, register_problem
 from fintech.money import CURRENCY_EXPONENTS, MAX_MINOR, Money
 from fintech.openapi import raises

@@ -1,17 +1,13 @@
 """Thin DRF views of the payment commands: parse, call a service, render. One view per operation."""
 
-import uuid
-
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from accounts import policy
 from fintech.api import (
     FreeTextField,
+    MerchantApi,
     MoneyField,
     etag,
     expected_version_from,
@@ -36,23 +32,8 @@ register_problem(AcquirerUnavailable, status.HTTP_502_BAD_GATEWAY)
 register_problem(PaymentError, status.HTTP_400_BAD_REQUEST)
 
 
-class MerchantApi(APIView):
-    """A view acting for the caller's merchant; a user who acts for none is refused."""
-
-    def merchant_id(self) -> str:
-        merchant_id = policy.merchant_of(self.request.user)
-        if merchant_id is None:
-            raise PermissionDenied("this user does not act for a merchant")
-        return merchant_id
-
-    def payment_id(self) -> uuid.UUID:
-        try:
-            return uuid.UUID(self.kwargs["payment_id"])
-        except ValueError:
-            raise NotFound("no such payment") from None
-
-    def actor(self) -> str:
-        return f"user:{self.request.user.pk}"
+class PaymentApi(MerchantApi):
+    """A payment command's view: answers with the payment and its version as ETag."""
 
     def payment_response(self, payment, http_status=status.HTTP_200_OK) -> Response:
         return Response(
@@ -66,7 +47,7 @@ def payment_amount_bound(amount) -> None:
     check_amount_limit(amount, max_major=settings.PAYMENTS_MAX_AMOUNT)
 
 
-class PaymentCreateApi(MerchantApi):
+class PaymentCreateApi(PaymentApi):
     """Start a payment for the caller's merchant, paid with one of its vault tokens (write side)."""
 
     class InputSerializer(serializers.Serializer):
@@ -103,7 +84,7 @@ class PaymentCreateApi(MerchantApi):
         return response
 
 
-class PaymentAuthorizeApi(MerchantApi):
+class PaymentAuthorizeApi(PaymentApi):
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "PaymentAuthorizeInput"
@@ -122,7 +103,7 @@ class PaymentAuthorizeApi(MerchantApi):
         return self.payment_response(payment)
 
 
-class PaymentCaptureApi(MerchantApi):
+class PaymentCaptureApi(PaymentApi):
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "PaymentCaptureInput"
@@ -145,7 +126,7 @@ class PaymentCaptureApi(MerchantApi):
         return self.payment_response(payment)
 
 
-class PaymentRefundApi(MerchantApi):
+class PaymentRefundApi(PaymentApi):
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "PaymentRefundInput"
@@ -170,7 +151,7 @@ class PaymentRefundApi(MerchantApi):
         return self.payment_response(payment)
 
 
-class PaymentCancelApi(MerchantApi):
+class PaymentCancelApi(PaymentApi):
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "PaymentCancelInput"
@@ -193,7 +174,7 @@ class PaymentCancelApi(MerchantApi):
         return self.payment_response(payment)
 
 
-class PaymentEventListApi(MerchantApi):
+class PaymentEventListApi(PaymentApi):
     class OutputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "PaymentEventListOutput"

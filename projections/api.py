@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from payments.api import MerchantApi
+from fintech.api import MerchantApi
 from payments.domain import STATUSES
 from payments.serializers import PaymentDetailOutputSerializer, PaymentListOutputSerializer
 from projections import selectors

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.template.response import TemplateResponse
 
-from accounts import policy
+from fintech import policy
 from fintech.admin import ReadOnlyAdmin
 from fintech.api import no_card_numbers
 from vault import services

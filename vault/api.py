@@ -8,7 +8,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import policy
+from fintech import policy
 from fintech.api import ServiceValidatedField, idempotent, no_card_numbers, register_problem
 from fintech.openapi import raises
 from fintech.throttling import DetokenizeRateThrottle

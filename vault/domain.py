@@ -9,6 +9,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from fintech.masking import mask
+
 _SEPARATORS = re.compile(r"[ -]")
 
 
@@ -97,13 +99,6 @@ def _integer(name: str, value: object) -> int:
 
 def is_expired(exp_month: int, exp_year: int, *, today: dt.date) -> bool:
     return (exp_year, exp_month) < (today.year, today.month)
-
-
-def mask(digits: str) -> str:
-    """At most the first 6 and the last 4 digits, as PCI DSS allows; short numbers show fewer so that at least
-    6 digits stay hidden."""
-    shown_first = max(0, min(6, len(digits) - 10))
-    return digits[:shown_first] + "*" * (len(digits) - shown_first - 4) + digits[-4:]
 
 
 # (first digits low, high, brand) on the BIN prefix, longest prefixes checked first.

@@ -18,8 +18,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import policy
+from fintech import policy
 from fintech.db import own_connection_execute, raw_cursor
+from fintech.masking import mask_pans
 from vault import keys
 from vault.domain import (
     CardNumber,
@@ -29,7 +30,6 @@ from vault.domain import (
     card_number_parse,
     expiry_check,
 )
-from vault.logging import mask_pans
 from vault.models import Card, DetokenizationAudit, SubjectKey
 
 DETOKENIZE_PERMISSION = "vault.detokenize"

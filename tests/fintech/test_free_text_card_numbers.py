@@ -1,5 +1,5 @@
 """Every free-text field of the API refuses a card number, however it is separated (fintech.api.no_card_numbers
-over vault.logging.mask_pans); the admin transfer form's reference is tested in tests/ledger/test_admin.py."""
+over fintech.masking.mask_pans); the admin transfer form's reference is tested in tests/ledger/test_admin.py."""
 
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fintech.masking import mask
 from tests.vault.helpers import VISA, VISA_MASKED, luhn_complete
-from vault.domain import CardNumber, InvalidCard, brand_of, card_number_parse, expiry_check, luhn_valid, mask
+from vault.domain import CardNumber, InvalidCard, brand_of, card_number_parse, expiry_check, luhn_valid
 
 TODAY = dt.date(2026, 11, 25)
 digits = st.text(alphabet="0123456789", min_size=11, max_size=18)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vault.logging import PanMaskingFilter, mask_pans, mask_value
+from fintech.masking import PanMaskingFilter, mask_pans, mask_value
 
 VISA = "4242424242424242"
 VISA_MASKED = "424242******4242"

@@ -1,7 +1,7 @@
 """Card numbers (PANs) never reach a log line: a filter masks them in every record a handler emits.
 
 The rule: a run of 12 to 19 ASCII digits, written with or without separators between digit groups and not
-part of a longer digit run, that passes the Luhn check becomes the vault's masked form (`vault.domain.mask`: at
+part of a longer digit run, that passes the Luhn check becomes the masked form (`mask`, the vault's too: at
 most the first 6 and the last 4 digits, at least 6 digits hidden, separators dropped), so 4242 4242 4242 4242
 and 4242.4242/4242_4242 log as 424242******4242. A separator is one to three characters that are neither
 letters nor digits (spaces, tabs, newlines, dashes, dots, slashes, underscores, commas...), except ':' and '*':
@@ -11,15 +11,14 @@ than 19 digits stay as they are. Candidates are runs of whole groups; when Luhn-
 next to groups that happen to pass the check with it), they are masked as one run, so no part of the number is
 left beside a mask.
 
-Pure Python, no Django: `PanMaskingFilter` is installed on every handler in `settings.LOGGING`.
+Pure Python, no Django: `PanMaskingFilter` is installed on every handler in `settings.LOGGING`. In the kernel,
+because the kernel's own error bodies and every app's free text are masked with it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-
-from vault.domain import mask
 
 _MIN_DIGITS = 12
 _MAX_DIGITS = 19
@@ -47,6 +46,13 @@ _HIDDEN = "\ue000"
 
 # What a record says when masking itself failed: dropping the message is safer than logging it unmasked.
 _UNMASKABLE = "[log message dropped: it could not be checked for card numbers]"
+
+
+def mask(digits: str) -> str:
+    """A card number's masked form: at most the first 6 and the last 4 digits, as PCI DSS allows; short numbers
+    show fewer so that at least 6 digits stay hidden."""
+    shown_first = max(0, min(6, len(digits) - 10))
+    return digits[:shown_first] + "*" * (len(digits) - shown_first - 4) + digits[-4:]
 
 
 def mask_pans(text: str) -> str:

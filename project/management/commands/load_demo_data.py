@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import policy
 from accounts.services import api_token_issue, customer_register
+from fintech import policy
 from fintech.eventstore import command_metadata
 from fintech.money import Money
 from ledger.domain import AccountKind
