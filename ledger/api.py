@@ -18,6 +18,7 @@ from fintech import policy
 from fintech.api import FreeTextField, MoneyField, idempotent, no_card_numbers, register_problem
 from fintech.money import CURRENCY_EXPONENTS, MAX_MINOR, Money
 from fintech.openapi import raises
+from fintech.timestamps import iso_z
 from ledger import selectors, services
 from ledger.domain import (
     AccountExists,
@@ -57,10 +58,6 @@ def ledger_amount_bound(amount: Money) -> None:
     """MoneyField validator: 400 `amount_too_large` above LEDGER_MAX_AMOUNT before anything is looked up (the
     service checks the same limit again in the domain)."""
     check_amount_limit(amount, max_major=settings.LEDGER_MAX_AMOUNT)
-
-
-def _iso(value) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 class LedgerApi(APIView):
@@ -155,7 +152,7 @@ class AccountDepositApi(LedgerApi):
                 "account": str(account_id),
                 "amount": data["amount"].to_json(),
                 "reference": data["reference"],
-                "created_at": _iso(entry.created_at),
+                "created_at": iso_z(entry.created_at),
             },
             status=status.HTTP_201_CREATED,
         )

@@ -1,6 +1,7 @@
 """The ledger's queries: an account's owner, postings and balances, from the ledger rows themselves."""
 
 from fintech.balances import balance_fields
+from fintech.timestamps import iso_z
 from ledger.models import Account, Posting
 
 
@@ -25,7 +26,7 @@ def account_posting_list(*, account_id, before: int | None, limit: int) -> tuple
             "payment_id": str(posting.entry.payment_id) if posting.entry.payment_id else None,
             "bucket": posting.bucket,
             "amount": {"amount": posting.amount, "currency": posting.currency},
-            "created_at": posting.created_at.isoformat().replace("+00:00", "Z"),
+            "created_at": iso_z(posting.created_at),
         }
         for posting in page[:limit]
     ]
