@@ -42,6 +42,19 @@ def search_uuid(queryset, field: str, term: str):
         return None
 
 
+class UuidSearch:
+    """A search term that is a UUID finds the rows whose `uuid_search_field` is it, exactly (one index look-up);
+    any other term goes to the page's own `search_fields`."""
+
+    uuid_search_field = ""
+
+    def get_search_results(self, request, queryset, search_term):
+        by_id = search_uuid(queryset, self.uuid_search_field, search_term)
+        if by_id is not None:
+            return by_id, False
+        return super().get_search_results(request, queryset, search_term)
+
+
 def pretty_json(value) -> str:
     return format_html("<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
 

@@ -4,7 +4,7 @@ from django.db.models.fields.json import KT
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from fintech.admin import ReadOnlyAdmin, pretty_json, search_uuid
+from fintech.admin import ReadOnlyAdmin, UuidSearch, pretty_json
 from fintech.models import Event
 from payments.domain import AGGREGATE_TYPE, PaymentEvent
 from payments.models import AuthorizationAttempt, PaymentStream
@@ -34,12 +34,13 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(PaymentStream)
-class PaymentAdmin(ReadOnlyAdmin):
+class PaymentAdmin(UuidSearch, ReadOnlyAdmin):
     list_display = ("stream_id", "merchant", "amount", "version", "created_at", "updated_at")
     date_hierarchy = "created_at"
     list_filter = (EventTypeFilter, "created_at")
     search_fields = ("=merchant_id",)
     search_help_text = "A payment id or a merchant id."
+    uuid_search_field = "stream_id"
     ordering = ("-created_at",)
     fields = ("stream_id", "merchant", "amount", "version", "created_at", "updated_at", "history")
     readonly_fields = fields
@@ -53,12 +54,6 @@ class PaymentAdmin(ReadOnlyAdmin):
                 merchant_id=_initiated(KT("event_data__merchant_id")), amount_json=_initiated(F("event_data__amount"))
             )
         )
-
-    def get_search_results(self, request, queryset, search_term):
-        by_id = search_uuid(queryset, "stream_id", search_term)
-        if by_id is not None:
-            return by_id, False
-        return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="merchant", ordering="merchant_id")
     def merchant(self, payment) -> str:
@@ -90,7 +85,7 @@ class PaymentAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AuthorizationAttempt)
-class AuthorizationAttemptAdmin(ReadOnlyAdmin):
+class AuthorizationAttemptAdmin(UuidSearch, ReadOnlyAdmin):
     """Every authorization asked of the acquirer; an open one older than a minute is the recovery job's to
     settle (see payments.attempts)."""
 
@@ -98,6 +93,7 @@ class AuthorizationAttemptAdmin(ReadOnlyAdmin):
     list_filter = ("outcome", "resolved_by")
     search_fields = ("=merchant_id", "=idempotency_key")
     search_help_text = "A payment id, a merchant id or an attempt's key."
+    uuid_search_field = "payment_id"
     ordering = ("-started_at",)
     fields = (
         "idempotency_key",
@@ -114,9 +110,3 @@ class AuthorizationAttemptAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
     show_full_result_count = False
-
-    def get_search_results(self, request, queryset, search_term):
-        by_id = search_uuid(queryset, "payment_id", search_term)
-        if by_id is not None:
-            return by_id, False
-        return super().get_search_results(request, queryset, search_term)

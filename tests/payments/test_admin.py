@@ -36,6 +36,19 @@ def test_payment_admin_search_by_payment_and_merchant_finds_it(staff_client, cap
         assert str(captured_payment.id) in response.content.decode()
 
 
+def test_attempt_admin_search_by_payment_merchant_or_key_finds_its_attempt(staff_client, captured_payment):
+    # given the attempt that authorized the payment, when staff search by the payment, the merchant or the key
+    key = f"{captured_payment.id}:1:1"
+    for term in (str(captured_payment.id), "shop-admin-test", key):
+        response = staff_client.get("/admin/payments/authorizationattempt/", {"q": term})
+        # then it is listed
+        assert response.status_code == 200
+        assert key in response.content.decode()
+    # and another payment's id finds nothing
+    other = staff_client.get("/admin/payments/authorizationattempt/", {"q": "00000000-0000-4000-8000-000000000000"})
+    assert key not in other.content.decode()
+
+
 def test_payment_admin_filter_by_event_type_and_date_lists_it(staff_client, captured_payment):
     today = captured_payment.created_at
     response = staff_client.get(
