@@ -1,5 +1,7 @@
 """Customers in the admin: lists show ids and dates only; decrypted personal data only on one customer's page,
-read-only. Search is by customer id or by exact e-mail address through the blind index, never over PII.
+read-only, and only to those fintech.policy lets see it in clear (superusers): the auditor sees it masked. Every
+view of a customer page is in the staff audit trail. Search is by customer id or by exact e-mail address through
+the blind index, never over PII.
 
 Users, groups and API tokens: the superusers' pages. Who sees which page is fintech.policy's to say (the ledger's
 pages are ledger.admin's)."""
@@ -12,7 +14,7 @@ from accounts import services
 from accounts.models import ApiToken, Customer
 from accounts.selectors import customer_email_index
 from fintech import policy
-from fintech.admin import NoWrites, ReadOnlyAdmin, search_uuid
+from fintech.admin import CommandAudit, NoWrites, ReadOnlyAdmin, ViewAudit, search_uuid
 from vault.fields import subject_forgotten_exists
 
 # --- Users, roles and API tokens ----------------------------------------------------------------------------
@@ -51,7 +53,7 @@ class PolicyGroupAdmin(UserManagementAdmin, GroupAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(NoWrites, UserManagementAdmin, admin.ModelAdmin):
+class ApiTokenAdmin(CommandAudit, NoWrites, UserManagementAdmin, admin.ModelAdmin):
     """Tokens by prefix: the key itself was shown once, when issued, and only its hash is stored (never shown).
     They are issued by `manage.py issue_api_token` and revoked here or by `manage.py revoke_api_token`."""
 
@@ -81,10 +83,20 @@ class ApiTokenAdmin(NoWrites, UserManagementAdmin, admin.ModelAdmin):
 
 
 PII_FIELDS = ("name", "email", "phone", "address", "date_of_birth")
+PII_MASK = "•••• (hidden from your role)"
+
+
+def _pii_masked(field: str):
+    @admin.display(description=field.replace("_", " "))
+    def masked(self, customer: Customer) -> str:
+        return PII_MASK
+
+    masked.__name__ = f"{field}_masked"
+    return masked
 
 
 @admin.register(Customer)
-class CustomerAdmin(ReadOnlyAdmin):
+class CustomerAdmin(ViewAudit, ReadOnlyAdmin):
     list_display = ("id", "created_at", "forgotten")
     list_filter = ("created_at",)
     date_hierarchy = "created_at"
@@ -95,6 +107,19 @@ class CustomerAdmin(ReadOnlyAdmin):
     fields = ("id", "created_at", "forgotten", *PII_FIELDS)
     readonly_fields = fields
     show_full_result_count = False
+
+    # The same rows with each personal field masked: what a role that may open the page but not see personal
+    # data in clear (the auditor) gets. Never decrypted for it.
+    name_masked, email_masked, phone_masked, address_masked, date_of_birth_masked = (
+        _pii_masked(field) for field in PII_FIELDS
+    )
+    masked_fields = ("id", "created_at", "forgotten", *(f"{field}_masked" for field in PII_FIELDS))
+
+    def get_fields(self, request, obj=None):
+        return self.fields if policy.may_view_pii(request.user) else self.masked_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(is_forgotten=subject_forgotten_exists("pk"))

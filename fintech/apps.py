@@ -7,6 +7,7 @@ class FintechConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in, user_login_failed
         from django.db.models.signals import post_migrate
 
         # The project's Celery app becomes the current one, for the tasks this process sends (shared_task binds
@@ -14,5 +15,9 @@ class FintechConfig(AppConfig):
         # pure domain module must not load Celery and Django.
         import fintech.celery  # noqa: F401
         from fintech.partitions import ensure_partitions_after_migrate
+        from fintech.staffaudit import login_failed_recorded, login_recorded
 
         post_migrate.connect(ensure_partitions_after_migrate, sender=self)
+        # The staff audit trail's logins: signals, since django.contrib.auth must not know the trail.
+        user_logged_in.connect(login_recorded, dispatch_uid="fintech.staffaudit.login")
+        user_login_failed.connect(login_failed_recorded, dispatch_uid="fintech.staffaudit.login_failed")

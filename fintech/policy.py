@@ -5,6 +5,13 @@
   also reads every ledger account; a merchant's users read their own merchant's accounts only.
 - Card numbers (detokenisation through the API or the admin) are for holders of `vault.detokenize`, which the
   `cde` group carries.
+- The `auditor` group reads every admin page of data, the audit trails included (detokenisations, the staff
+  audit trail, events, the ledger, payments, authorization attempts, cards masked, customers), and changes
+  nothing: it moves no money, never detokenises and sees customers' personal data masked (ids and dates only),
+  the safer reading of "read everything": an audit needs to know that a record exists and who touched it, not
+  the person's name.
+- The `support` group sees cards masked (brand, last 4, expiry) and no customer page at all.
+- Customers' personal data in clear is the superusers' alone (`may_view_pii`).
 - Superusers manage users, groups and API tokens and may look at every read-only admin page, but they are not
   silently every role: without the group they move no money and see no card number.
 - A merchant's users act for their merchant only (payments, vault tokens).
@@ -19,8 +26,8 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Q
 
-SUPPORT, FINANCE, CDE = "support", "finance", "cde"
-ROLES = (SUPPORT, FINANCE, CDE)
+SUPPORT, FINANCE, CDE, AUDITOR = "support", "finance", "cde", "auditor"
+ROLES = (SUPPORT, FINANCE, CDE, AUDITOR)
 DETOKENIZE_APP, DETOKENIZE_CODENAME = "vault", "detokenize"
 
 # Admin pages by model label. The user pages hand out roles, so they are the superusers' alone.
@@ -39,7 +46,24 @@ LEDGER_PAGES = frozenset(
 )
 # What a role reads in the admin without any model permission of its own. Anything else a staff user sees
 # comes from a model's view permission, granted by a superuser.
-ROLE_PAGES = {FINANCE: LEDGER_PAGES, CDE: frozenset({"vault.card"})}
+CARD_PAGES = frozenset({"vault.card"})
+# Every page of data and every audit trail: the auditor's. Not the user pages (USER_PAGES above).
+AUDIT_PAGES = frozenset(
+    {
+        *LEDGER_PAGES,
+        *CARD_PAGES,
+        "vault.detokenizationaudit",
+        "fintech.staffauditrecord",
+        "fintech.event",
+        "payments.paymentstream",
+        "payments.authorizationattempt",
+        "projections.projectionstate",
+        "projections.paymentview",
+        "projections.merchantdailysummary",
+        "accounts.customer",
+    }
+)
+ROLE_PAGES = {FINANCE: LEDGER_PAGES, CDE: CARD_PAGES, SUPPORT: CARD_PAGES, AUDITOR: AUDIT_PAGES}
 
 _ROLES_CACHE = "_access_roles"
 _DETOKENIZE_CACHE = "_access_may_detokenize"
@@ -96,6 +120,12 @@ def may_detokenize(user) -> bool:
         ).exists()
         setattr(user, _DETOKENIZE_CACHE, granted)
     return getattr(user, _DETOKENIZE_CACHE)
+
+
+def may_view_pii(user) -> bool:
+    """Customers' personal data in clear (the customer page): superusers only. Every other role that may open
+    the page (the auditor) sees it masked."""
+    return _active(user) and bool(user.is_superuser)
 
 
 def may_use_admin(user) -> bool:

@@ -24,7 +24,9 @@ from fintech import policy
 from fintech.admin import NoWrites, ReadOnlyAdmin, search_uuid
 from fintech.api import no_card_numbers
 from fintech.masking import mask_pans
+from fintech.models import StaffAuditRecord
 from fintech.money import CURRENCY_EXPONENTS, Money, MoneyError
+from fintech.staffaudit import staff_audit_record
 from ledger import services
 from ledger.domain import COMPANY, COMPANY_OWNER_ID, CUSTOMER, MERCHANT, LedgerError
 from ledger.models import (
@@ -261,6 +263,18 @@ class AccountAdmin(ReadOnlyAdmin):
     def transfer_view(self, request):
         if not policy.may_move_money(request.user):
             raise PermissionDenied
+        if request.method == "POST":
+            # Every submission of the money form, before it is checked: refused and failed ones are in the trail
+            # too (the reference is masked of card numbers there).
+            staff_audit_record(
+                request=request,
+                action=StaffAuditRecord.MONEY_FORM,
+                target="ledger.transfer:" + request.POST.get("transfer_id", ""),
+                detail=" ".join(
+                    f"{name}={request.POST.get(name, '')}"
+                    for name in ("from_account", "to_account", "amount", "currency", "reference")
+                ),
+            )
         form = TransferForm(request.POST if request.method == "POST" else None, initial={"transfer_id": uuid.uuid4()})
         if form.is_valid():
             data = form.cleaned_data

@@ -3,8 +3,10 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 
 from fintech import policy
-from fintech.admin import ReadOnlyAdmin
+from fintech.admin import CommandAudit, ReadOnlyAdmin, ViewAudit
 from fintech.api import no_card_numbers
+from fintech.models import StaffAuditRecord
+from fintech.staffaudit import staff_audit_record
 from vault import services
 from vault.models import Card, DetokenizationAudit
 
@@ -14,8 +16,9 @@ class PurposeForm(forms.Form):
 
 
 @admin.register(Card)
-class CardAdmin(ReadOnlyAdmin):
-    """Masked data only; the number is shown solely through the audited detokenise action of the CDE role."""
+class CardAdmin(CommandAudit, ViewAudit, ReadOnlyAdmin):
+    """Masked data only; the number is shown solely through the audited detokenise action of the CDE role. Every
+    view of these pages, and every detokenisation, is in the staff audit trail too."""
 
     list_display = ("token", "merchant_id", "brand", "masked", "exp_month", "exp_year", "created_at")
     list_filter = ("brand", "created_at")
@@ -37,15 +40,17 @@ class CardAdmin(ReadOnlyAdmin):
         context = {**self.admin_site.each_context(request), "title": "Detokenise cards", "tokens": tokens}
         if not form.is_valid():
             return TemplateResponse(request, "admin/vault/detokenize.html", {**context, "form": form})
-        numbers = [
-            (
-                token,
-                services.card_detokenize(
-                    token=token, purpose=form.cleaned_data["purpose"], actor=request.user, channel="admin"
-                ),
+        purpose = form.cleaned_data["purpose"]
+        numbers = []
+        for token in tokens:
+            # Before the vault is asked: the trail keeps the attempt whatever the vault answers (its own audit
+            # keeps the outcome).
+            staff_audit_record(
+                request=request, action=StaffAuditRecord.DETOKENIZE, target=f"vault.card:{token}", detail=purpose
             )
-            for token in tokens
-        ]
+            numbers.append(
+                (token, services.card_detokenize(token=token, purpose=purpose, actor=request.user, channel="admin"))
+            )
         response = TemplateResponse(request, "admin/vault/detokenize.html", {**context, "numbers": numbers})
         response["Cache-Control"] = "no-store"
         return response

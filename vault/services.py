@@ -33,7 +33,7 @@ from vault.domain import (
 from vault.models import Card, DetokenizationAudit, SubjectKey
 
 DETOKENIZE_PERMISSION = "vault.detokenize"
-ROLES = {policy.SUPPORT: [], policy.FINANCE: [], policy.CDE: ["detokenize"]}
+ROLES = {policy.SUPPORT: [], policy.FINANCE: [], policy.CDE: ["detokenize"], policy.AUDITOR: []}
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_PATTERN = re.compile(r"^tok_[A-Za-z0-9]{1,60}$")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd]")
@@ -242,7 +242,7 @@ def subject_forget(*, subject_id: str) -> tuple[bool, int]:
 
 # roles -------------------------------------------------------------------------------------------------------
 def role_groups_ensure() -> None:
-    """The support, finance and cde groups, the last holding vault.detokenize."""
+    """The support, finance, cde and auditor groups, cde alone holding vault.detokenize."""
     content_type = ContentType.objects.get_for_model(Card)
     detokenize, _ = Permission.objects.get_or_create(
         content_type=content_type, codename="detokenize", defaults={"name": "Can see card numbers (the CDE role)"}

@@ -15,6 +15,7 @@ ROLES = {
     "support": "staff in the support group",
     "finance": "staff in the finance group",
     "cde": "staff in the cde group (vault.detokenize)",
+    "auditor": "staff in the auditor group",
     "superuser": "a superuser in no group",
     "superuser+finance": "a superuser in the finance group",
 }
@@ -23,56 +24,57 @@ ADMIN_ROLES = tuple(role for role in ROLES if role != "other merchant")
 
 
 def _row(*cells: object) -> dict[str, object]:
-    """anonymous, merchant, other merchant, support, finance, cde, superuser, superuser+finance."""
+    """anonymous, merchant, other merchant, support, finance, cde, auditor, superuser, superuser+finance."""
     return dict(zip(API_ROLES, cells, strict=True))
 
 
 # Operations on merchant M's objects (M's payments, M's card, M's payable account, customer accounts).
 API = {
-    "POST /payments": _row(401, 201, 400, 403, 403, 403, 403, 403),
-    "GET /payments": _row(401, 200, 200, 403, 403, 403, 403, 403),
-    "GET /payments/{id}": _row(401, 200, 404, 403, 403, 403, 403, 403),
-    "POST /payments/{id}/authorize": _row(401, 200, 404, 403, 403, 403, 403, 403),
-    "POST /payments/{id}/capture": _row(401, 200, 404, 403, 403, 403, 403, 403),
-    "POST /payments/{id}/refunds": _row(401, 200, 404, 403, 403, 403, 403, 403),
-    "POST /payments/{id}/cancel": _row(401, 200, 404, 403, 403, 403, 403, 403),
-    "GET /payments/{id}/events": _row(401, 200, 404, 403, 403, 403, 403, 403),
-    "POST /vault/tokens": _row(401, 201, 201, 403, 403, 403, 403, 403),
-    "POST /vault/tokens/{token}/detokenize": _row(401, 403, 403, 403, 403, 200, 403, 403),
-    "POST /accounts": _row(401, 403, 403, 403, 201, 403, 403, 201),
-    "POST /accounts/{id}/deposits": _row(401, 403, 403, 403, 201, 403, 403, 201),
-    "POST /accounts/{id}/holds": _row(401, 403, 403, 403, 201, 403, 403, 201),
-    "POST /holds/{id}/release": _row(401, 403, 403, 403, 200, 403, 403, 200),
-    "POST /holds/{id}/settle": _row(401, 403, 403, 403, 200, 403, 403, 200),
-    "POST /transfers": _row(401, 403, 403, 403, 201, 403, 403, 201),
-    "GET /accounts/{id}/balance (M's account)": _row(401, 200, 404, 404, 200, 404, 404, 200),
-    "GET /accounts/{id}/entries (M's account)": _row(401, 200, 404, 404, 200, 404, 404, 200),
-    "GET /accounts/{id}/balance (a customer's)": _row(401, 404, 404, 404, 200, 404, 404, 200),
-    "GET /api/schema/": _row(200, 200, 200, 200, 200, 200, 200, 200),
+    "POST /payments": _row(401, 201, 400, 403, 403, 403, 403, 403, 403),
+    "GET /payments": _row(401, 200, 200, 403, 403, 403, 403, 403, 403),
+    "GET /payments/{id}": _row(401, 200, 404, 403, 403, 403, 403, 403, 403),
+    "POST /payments/{id}/authorize": _row(401, 200, 404, 403, 403, 403, 403, 403, 403),
+    "POST /payments/{id}/capture": _row(401, 200, 404, 403, 403, 403, 403, 403, 403),
+    "POST /payments/{id}/refunds": _row(401, 200, 404, 403, 403, 403, 403, 403, 403),
+    "POST /payments/{id}/cancel": _row(401, 200, 404, 403, 403, 403, 403, 403, 403),
+    "GET /payments/{id}/events": _row(401, 200, 404, 403, 403, 403, 403, 403, 403),
+    "POST /vault/tokens": _row(401, 201, 201, 403, 403, 403, 403, 403, 403),
+    "POST /vault/tokens/{token}/detokenize": _row(401, 403, 403, 403, 403, 200, 403, 403, 403),
+    "POST /accounts": _row(401, 403, 403, 403, 201, 403, 403, 403, 201),
+    "POST /accounts/{id}/deposits": _row(401, 403, 403, 403, 201, 403, 403, 403, 201),
+    "POST /accounts/{id}/holds": _row(401, 403, 403, 403, 201, 403, 403, 403, 201),
+    "POST /holds/{id}/release": _row(401, 403, 403, 403, 200, 403, 403, 403, 200),
+    "POST /holds/{id}/settle": _row(401, 403, 403, 403, 200, 403, 403, 403, 200),
+    "POST /transfers": _row(401, 403, 403, 403, 201, 403, 403, 403, 201),
+    "GET /accounts/{id}/balance (M's account)": _row(401, 200, 404, 404, 200, 404, 404, 404, 200),
+    "GET /accounts/{id}/entries (M's account)": _row(401, 200, 404, 404, 200, 404, 404, 404, 200),
+    "GET /accounts/{id}/balance (a customer's)": _row(401, 404, 404, 404, 200, 404, 404, 404, 200),
+    "GET /api/schema/": _row(200, 200, 200, 200, 200, 200, 200, 200, 200),
 }
 
 
-def _admin_row(anonymous, merchant, support, finance, cde, superuser, superuser_finance) -> dict[str, object]:
-    return dict(
-        zip(ADMIN_ROLES, (anonymous, merchant, support, finance, cde, superuser, superuser_finance), strict=True)
-    )
+def _admin_row(*cells: object) -> dict[str, object]:
+    """anonymous, merchant, support, finance, cde, auditor, superuser, superuser+finance."""
+    return dict(zip(ADMIN_ROLES, cells, strict=True))
 
 
 _LOGIN = 302
-LEDGER = _admin_row(_LOGIN, _LOGIN, 403, 200, 403, 200, 200)
-SUPERUSERS = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 200, 200)
-READ_ONLY_ADD = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 403, 403)
+LEDGER = _admin_row(_LOGIN, _LOGIN, 403, 200, 403, 200, 200, 200)
+SUPERUSERS = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 403, 200, 200)
+# Pages of data and audit trails that no working role needs: the auditor and the superusers read them.
+AUDITED = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 200, 200, 200)
+READ_ONLY_ADD = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 403, 403, 403)
 
 # Each registered model's list page (its "add" page is 403 to every staff user but for users and groups), and
 # the admin's commands.
 ADMIN = {
-    "admin index": _admin_row(_LOGIN, _LOGIN, 200, 200, 200, 200, 200),
+    "admin index": _admin_row(_LOGIN, _LOGIN, 200, 200, 200, 200, 200, 200),
     "auth.user": SUPERUSERS,
     "auth.user add": SUPERUSERS,
     "auth.group": SUPERUSERS,
     "auth.group add": SUPERUSERS,
     "accounts.apitoken": SUPERUSERS,
-    "accounts.customer": SUPERUSERS,
+    "accounts.customer": AUDITED,
     "ledger.account": LEDGER,
     "ledger.journalentry": LEDGER,
     "ledger.posting": LEDGER,
@@ -80,19 +82,20 @@ ADMIN = {
     "ledger.hold": LEDGER,
     "ledger.settlementbatch": LEDGER,
     "ledger.bookingalert": LEDGER,
-    "vault.card": _admin_row(_LOGIN, _LOGIN, 403, 403, 200, 200, 200),
-    "vault.detokenizationaudit": SUPERUSERS,
-    "payments.paymentstream": SUPERUSERS,
-    "payments.authorizationattempt": SUPERUSERS,
-    "fintech.event": SUPERUSERS,
-    "projections.projectionstate": SUPERUSERS,
-    "projections.paymentview": SUPERUSERS,
-    "projections.merchantdailysummary": SUPERUSERS,
+    "vault.card": _admin_row(_LOGIN, _LOGIN, 200, 403, 200, 200, 200, 200),
+    "vault.detokenizationaudit": AUDITED,
+    "payments.paymentstream": AUDITED,
+    "payments.authorizationattempt": AUDITED,
+    "fintech.event": AUDITED,
+    "fintech.staffauditrecord": AUDITED,
+    "projections.projectionstate": AUDITED,
+    "projections.paymentview": AUDITED,
+    "projections.merchantdailysummary": AUDITED,
     "add page of every other model": READ_ONLY_ADD,
-    "transfer form (GET)": _admin_row(_LOGIN, _LOGIN, 403, 200, 403, 403, 200),
-    "transfer form: move money (POST)": _admin_row(_LOGIN, _LOGIN, 403, "ok", 403, 403, "ok"),
-    "card: detokenise action": _admin_row(_LOGIN, _LOGIN, 403, 403, "ok", "refused", "refused"),
-    "API token: revoke action": _admin_row(_LOGIN, _LOGIN, 403, 403, 403, "ok", "ok"),
+    "transfer form (GET)": _admin_row(_LOGIN, _LOGIN, 403, 200, 403, 403, 403, 200),
+    "transfer form: move money (POST)": _admin_row(_LOGIN, _LOGIN, 403, "ok", 403, 403, 403, "ok"),
+    "card: detokenise action": _admin_row(_LOGIN, _LOGIN, "refused", 403, "ok", "refused", "refused", "refused"),
+    "API token: revoke action": _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 403, "ok", "ok"),
 }
 
 

@@ -121,7 +121,13 @@ def _user(role: str, world: World):
         return users.get(username=name)
     superuser = role.startswith("superuser")
     user = users.create_user(name, password="x-test-only", is_staff=True, is_superuser=superuser)
-    group = {"support": "support", "finance": "finance", "cde": "cde", "superuser+finance": "finance"}.get(role)
+    group = {
+        "support": "support",
+        "finance": "finance",
+        "cde": "cde",
+        "auditor": "auditor",
+        "superuser+finance": "finance",
+    }.get(role)
     if group:
         user.groups.add(Group.objects.get(name=group))
     return user

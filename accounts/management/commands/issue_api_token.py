@@ -9,9 +9,9 @@ class Command(BaseCommand):
     help = (
         "Create USERNAME if needed and print its API token on the last line. --merchant ID attaches the user to "
         "that merchant (created if new); with neither --merchant nor --group the user gets a merchant of its own "
-        "named after it. --group is a role: support, finance or cde. The token is shown only this once (only its "
-        "hash is stored); it expires after --ttl-days (default API_TOKEN_TTL_DAYS). Earlier tokens stay valid "
-        "until revoked (revoke_api_token)."
+        "named after it. --group is a role: support, finance, cde or auditor. The token is shown only this once "
+        "(only its hash is stored); it expires after --ttl-days (default API_TOKEN_TTL_DAYS). Earlier tokens stay "
+        "valid until revoked (revoke_api_token)."
     )
 
     def add_arguments(self, parser):
