@@ -98,6 +98,15 @@ def test_customer_pages_viewed_recorded_and_masked_for_auditor(client):
     assert objects == ["accounts.customer", f"accounts.customer:{customer.pk}"]
 
 
+def test_customer_search_recorded_without_the_searched_email(client):
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    customer_register(name="Jiro Ito", email=email, actor="test")
+    root = _staff(client, None, superuser=True)
+    assert client.get("/admin/accounts/customer/", {"q": email}).status_code == 200
+    (record,) = _records(root.username, StaffAuditRecord.VIEW)
+    assert record.detail == "q=(search)"
+
+
 def test_customer_page_shows_pii_to_superuser_and_records_it(client):
     customer = customer_register(name="Taro Yamada", email=f"{uuid.uuid4().hex[:8]}@example.com", actor="test")
     root = _staff(client, None, superuser=True)
