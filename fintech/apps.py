@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class FintechConfig(AppConfig):
@@ -16,3 +17,10 @@ class FintechConfig(AppConfig):
         from fintech.partitions import ensure_partitions_after_migrate
 
         post_migrate.connect(ensure_partitions_after_migrate, sender=self)
+
+
+class StaffAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin with fintech.admin_site.StaffAdminSite (password + TOTP) as its default site."""
+
+    default = False  # named in INSTALLED_APPS; FintechConfig stays this module's default
+    default_site = "fintech.admin_site.StaffAdminSite"
