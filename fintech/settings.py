@@ -185,6 +185,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # request.user.is_verified(): the admin (fintech.admin_site) admits only users verified by a TOTP device.
     "django_otp.middleware.OTPMiddleware",
+    "fintech.middleware.SessionRenewMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "fintech.middleware.CommandMetadataMiddleware",
@@ -248,9 +249,9 @@ AXES_LOCKOUT_CALLABLE = "fintech.admin_site.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 # Who unlocks an account before the cool-off ends (shown on the lockout page).
 STAFF_LOCKOUT_CONTACT = env("STAFF_LOCKOUT_CONTACT", "a superuser (manage.py axes_reset_username USERNAME)")
-# Staff sessions end after this many idle minutes: the cookie's age, renewed by every request (sliding).
+# Staff sessions end after this many idle minutes: the cookie's age, renewed by every request of a logged-in user
+# (fintech.middleware.SessionRenewMiddleware: sliding expiry).
 SESSION_COOKIE_AGE = 60 * int(env("STAFF_SESSION_IDLE_MINUTES", "30"))
-SESSION_SAVE_EVERY_REQUEST = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
