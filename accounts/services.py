@@ -2,6 +2,8 @@ import base64
 import datetime as dt
 import json
 import re
+import secrets
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -10,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.authentication import API_TOKEN_PREFIX_LENGTH, api_token_hash, api_token_key_new
 from accounts.domain import (
@@ -116,3 +119,44 @@ def _registered_pii_seal(customer: Customer) -> str:
     key = vault_services.subject_key(subject_id=str(customer.id))
     ciphertext = key.encrypt(json.dumps(pii, sort_keys=True).encode(), registered_pii_context(customer.id))
     return base64.b64encode(ciphertext).decode("ascii")
+
+
+STAFF_ROLES = ("support", "finance", "cde", "auditor")
+
+
+@dataclass(frozen=True)
+class StaffCredentials:
+    """What a new staff login needs, shown once: the password and the TOTP device's secret (base32) and URI."""
+
+    username: str
+    password: str
+    totp_secret: str
+    totp_uri: str
+
+
+@transaction.atomic
+def staff_user_ensure(*, username: str, role: str, superuser: bool = False) -> StaffCredentials:
+    """Create or update a staff user in `role` (and a superuser if asked): a new random password and a new
+    confirmed TOTP device replace whatever it had, so earlier passwords and authenticator entries stop working.
+    The user keeps its other groups."""
+    if role not in STAFF_ROLES:
+        raise ValidationError(f"role must be one of {', '.join(STAFF_ROLES)}")
+    vault_services.role_groups_ensure()
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    password = secrets.token_urlsafe(18)
+    user.set_password(password)
+    user.is_staff = True
+    user.is_active = True
+    if superuser:
+        user.is_superuser = True
+    user.save()
+    # Roles the policy does not know yet (auditor, until it does) are groups by name all the same.
+    user.groups.add(Group.objects.get_or_create(name=role)[0])
+    TOTPDevice.objects.filter(user=user).delete()
+    device = TOTPDevice.objects.create(user=user, name=f"{username} authenticator", confirmed=True)
+    return StaffCredentials(
+        username=username,
+        password=password,
+        totp_secret=base64.b32encode(bytes.fromhex(device.key)).decode(),
+        totp_uri=device.config_url,
+    )

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class FintechConfig(AppConfig):
@@ -21,3 +22,10 @@ class FintechConfig(AppConfig):
         # The staff audit trail's logins: signals, since django.contrib.auth must not know the trail.
         user_logged_in.connect(login_recorded, dispatch_uid="fintech.staffaudit.login")
         user_login_failed.connect(login_failed_recorded, dispatch_uid="fintech.staffaudit.login_failed")
+
+
+class StaffAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin with fintech.admin_site.StaffAdminSite (password + TOTP) as its default site."""
+
+    default = False  # named in INSTALLED_APPS; FintechConfig stays this module's default
+    default_site = "fintech.admin_site.StaffAdminSite"

@@ -2,6 +2,7 @@ import logging
 import re
 import uuid
 
+from django.contrib.auth import SESSION_KEY
 from django.http import HttpResponse
 
 from fintech.api import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
@@ -59,4 +60,22 @@ class DatabaseUnavailableMiddleware:
             status=503,
         )
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+
+class SessionRenewMiddleware:
+    """Sliding expiry of logged-in sessions: every answered request saves the session again, so it ends
+    SESSION_COOKIE_AGE (STAFF_SESSION_IDLE_MINUTES) after the last one. Not SESSION_SAVE_EVERY_REQUEST: that makes
+    the session middleware load the session while answering, and after a dropped database connection it would
+    turn the 503 page into a server error."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        # Only a session this request already loaded (accessed) and did not fail on (< 500): no extra query.
+        if response.status_code < 500 and session is not None and session.accessed and SESSION_KEY in session:
+            session.modified = True
         return response

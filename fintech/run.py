@@ -1,4 +1,5 @@
-"""`make run`: migrate, create missing vault keys and load the demo data as the database owner, set up the
+"""`make run`: migrate, collect the static files, create missing vault keys and load the demo data (with the demo
+admin's password and TOTP secret, printed once) as the database owner, set up the
 application's least-privilege role, then serve the API and admin on 127.0.0.1:8000 with a Celery worker (and
 its beat) beside it, both connected as that role. Ctrl-C stops all of it, including the embedded servers if
 they were used.
@@ -37,6 +38,8 @@ def main() -> int:
     }
     app_role, password = os.environ.get("DATABASE_APP_ROLE", "fintech_app"), secrets.token_urlsafe(24)
     subprocess.run([*manage, "migrate", "--no-input"], check=True, env=owner)
+    # The admin's stylesheets and scripts, compressed and with hashed names, for whitenoise to serve (STATIC_ROOT).
+    subprocess.run([*manage, "collectstatic", "--no-input", "--verbosity", "0"], check=True, env=owner)
     # Creates what a first run (or an upgrade) lacks, explicitly; never replaces an existing key.
     subprocess.run([*manage, "create_keys"], check=True, env=owner)
     subprocess.run([*manage, "load_demo_data"], check=True, env=owner)

@@ -4,6 +4,7 @@ Where DATABASE_URL / REDIS_URL are unset the embedded servers under `.data/` are
 there is no SQLite path.
 """
 
+import datetime as dt
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -154,12 +155,15 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "fintech.apps.StaffAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "rest_framework",
     "drf_spectacular",
     "fintech",
@@ -173,14 +177,28 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from STATIC_ROOT (collectstatic), with or without DEBUG: `make run` and production alike.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): the admin (fintech.admin_site) admits only users verified by a TOTP device.
+    "django_otp.middleware.OTPMiddleware",
+    "fintech.middleware.SessionRenewMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "fintech.middleware.CommandMetadataMiddleware",
     "fintech.middleware.DatabaseUnavailableMiddleware",
+    # Last, as django-axes requires: answers the lockout page to a locked-out login.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out username + address before the password is even checked. API tokens
+# (accounts.authentication) never go through authenticate(), so a locked staff login leaves them working.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -213,7 +231,27 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py collectstatic` writes here (`make run` does it at start); whitenoise serves it, compressed and with
+# hashed names cached for ever. Tests render pages without collecting (tests/conftest.py uses the plain storage).
+STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / ".data" / "static")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": env("STATICFILES_BACKEND", "whitenoise.storage.CompressedManifestStaticFilesStorage")},
+}
+
+# Staff logins: a TOTP code besides the password (django-otp, fintech.admin_site), and a lockout after
+# AXES_FAILURE_LIMIT failed logins of one username from one address, for AXES_COOLOFF_TIME (django-axes).
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "fintech")
+AXES_FAILURE_LIMIT = int(env("STAFF_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = dt.timedelta(minutes=int(env("STAFF_LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_CALLABLE = "fintech.admin_site.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Who unlocks an account before the cool-off ends (shown on the lockout page).
+STAFF_LOCKOUT_CONTACT = env("STAFF_LOCKOUT_CONTACT", "a superuser (manage.py axes_reset_username USERNAME)")
+# Staff sessions end after this many idle minutes: the cookie's age, renewed by every request of a logged-in user
+# (fintech.middleware.SessionRenewMiddleware: sliding expiry).
+SESSION_COOKIE_AGE = 60 * int(env("STAFF_SESSION_IDLE_MINUTES", "30"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

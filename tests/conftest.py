@@ -7,12 +7,29 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_token_issue
 from fintech.db import own_connection_close, own_connection_execute
+from tests.staff import staff_login
 
 
 @pytest.fixture(autouse=True)
 def _no_projection_wake_ups(settings):
     """Unit tests run projections themselves; only the integration tests use a worker."""
     settings.PROJECTIONS_WAKE_ON_COMMIT = False
+
+
+@pytest.fixture(autouse=True)
+def _static_files_uncollected(settings):
+    """Pages render without a collectstatic run: the manifest storage would refuse every `{% static %}` name it
+    has no hashed name for. tests/fintech/test_static_files.py serves the real, collected storage."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """pytest-django's superuser client, verified by a TOTP device as the admin requires."""
+    return staff_login(client, admin_user)
 
 
 @pytest.fixture

@@ -65,8 +65,8 @@ SUPERUSERS = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 403, 200, 200)
 AUDITED = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 200, 200, 200)
 READ_ONLY_ADD = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 403, 403, 403)
 
-# Each registered model's list page (its "add" page is 403 to every staff user but for users and groups), and
-# the admin's commands.
+# Each registered model's list page (its "add" page is 403 to every staff user but for users, groups and TOTP
+# devices), and the admin's commands.
 ADMIN = {
     "admin index": _admin_row(_LOGIN, _LOGIN, 200, 200, 200, 200, 200, 200),
     "auth.user": SUPERUSERS,
@@ -91,6 +91,12 @@ ADMIN = {
     "projections.projectionstate": AUDITED,
     "projections.paymentview": AUDITED,
     "projections.merchantdailysummary": AUDITED,
+    # Staff login security: lockout records (deleting one unlocks a login) and TOTP devices.
+    "axes.accessattempt": SUPERUSERS,
+    "axes.accessfailurelog": SUPERUSERS,
+    "axes.accesslog": SUPERUSERS,
+    "otp_totp.totpdevice": SUPERUSERS,
+    "otp_totp.totpdevice add": SUPERUSERS,
     "add page of every other model": READ_ONLY_ADD,
     "transfer form (GET)": _admin_row(_LOGIN, _LOGIN, 403, 200, 403, 403, 403, 200),
     "transfer form: move money (POST)": _admin_row(_LOGIN, _LOGIN, 403, "ok", 403, 403, 403, "ok"),

@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 from accounts.authentication import api_token_hash
 from accounts.models import ApiToken
 from accounts.services import api_token_issue, api_token_revoke
+from tests.staff import staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -125,7 +126,7 @@ def test_admin_lists_tokens_by_prefix_without_hash_and_revokes_them():
     key, token = _issue()
     admin = get_user_model().objects.create_superuser("tok-root", password="x-test-only")
     client = Client()
-    client.force_login(admin)
+    staff_login(client, admin)
     # when the superuser lists the tokens and opens one
     listing = client.get("/admin/accounts/apitoken/").content.decode()
     detail = client.get(f"/admin/accounts/apitoken/{token.pk}/change/").content.decode()

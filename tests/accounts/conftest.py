@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from accounts import services
 from accounts.models import Customer
 from tests.accounts.helpers import customer_details
+from tests.staff import staff_login
 
 
 @pytest.fixture
@@ -22,5 +23,5 @@ def register(db) -> Callable[..., tuple[Customer, dict]]:
 @pytest.fixture
 def staff_client(client):
     admin = get_user_model().objects.create_superuser("root", password="x-test-only")
-    client.force_login(admin)
+    staff_login(client, admin)
     return client

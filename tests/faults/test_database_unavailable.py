@@ -6,6 +6,7 @@ import pytest
 from django.db import close_old_connections, connection
 
 from accounts.services import api_token_issue
+from tests.staff import staff_login
 from tests.vault.helpers import api_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,7 +79,7 @@ def test_admin_page_after_the_database_dropped_its_connection_answers_503(client
 
     admin = get_user_model().objects.create_superuser("fault-admin", password="unused-password")
     browser = Client()
-    browser.force_login(admin)
+    staff_login(browser, admin)
     assert browser.get("/admin/").status_code == 200
     # when the database drops the connection and the next page runs into it
     _drop_this_connection()

@@ -21,6 +21,7 @@ from ledger.models import Account, JournalEntry, Posting, SettlementBatch, Trans
 from ledger.settlement import settlement_run
 from tests.ledger.conftest import ACTOR
 from tests.ledger.helpers import settlement_day_of_its_own
+from tests.staff import staff_login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,7 +40,7 @@ def _login(username: str, *, superuser: bool = False, groups: tuple[str, ...] = 
     for name in groups:
         user.groups.add(Group.objects.get(name=name))
     client = Client()
-    client.force_login(user)
+    staff_login(client, user)
     return client, user
 
 

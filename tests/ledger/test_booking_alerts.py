@@ -24,6 +24,7 @@ from payments import services as payments
 from payments.domain import Payment, PaymentMethod
 from projections.engine import projection_run
 from projections.models import ProjectionState
+from tests.staff import staff_login
 from vault.services import card_tokenize
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -134,7 +135,7 @@ def test_finance_sees_booking_alerts_read_only_in_the_admin():
     user = get_user_model().objects.create_user(f"fin-{uuid.uuid4().hex[:6]}", password="x-test-only", is_staff=True)
     user.groups.add(Group.objects.get(name="finance"))
     client = Client()
-    client.force_login(user)
+    staff_login(client, user)
     # then the alert is listed and shown, and nobody can add, change or delete one
     listing = client.get("/admin/ledger/bookingalert/", {"q": str(payment.id)})
     assert listing.status_code == 200

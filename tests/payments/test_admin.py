@@ -5,6 +5,7 @@ from fintech.models import Event
 from fintech.money import Money
 from payments import services
 from tests.payments.helpers import card_token
+from tests.staff import staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def staff_client(client):
     admin = get_user_model().objects.create_superuser("root", password="x-test-only")
-    client.force_login(admin)
+    staff_login(client, admin)
     return client
 
 

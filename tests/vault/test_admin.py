@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 
+from tests.staff import staff_login
 from vault import services
 from vault.models import Card, DetokenizationAudit
 
@@ -25,7 +26,7 @@ def _staff(client, username: str, *groups: str):
     )
     for name in groups:
         user.groups.add(Group.objects.get(name=name))
-    client.force_login(user)
+    staff_login(client, user)
     return client
 
 

@@ -1,7 +1,5 @@
-import secrets
-
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -41,10 +39,6 @@ class Command(BaseCommand):
             return
         token = api_token_issue(username=DEMO_USER, merchant_id=DEMO_MERCHANT)
         finance_token = api_token_issue(username=FINANCE_USER, group=policy.FINANCE)
-        password = secrets.token_urlsafe(12)
-        admin = users.create_superuser(ADMIN_USER, password=password)
-        # A superuser is no role it is not given: the demo admin moves money in the admin as finance does.
-        admin.groups.add(Group.objects.get_or_create(name=policy.FINANCE)[0])
         actor = f"user:{users.get(username=DEMO_USER).pk}"
         cards = self._cards()
         with command_metadata(correlation_id="demo-data"):
@@ -58,10 +52,13 @@ class Command(BaseCommand):
                     f"  API token          {token}   (Authorization: Token {token})",
                     f"  finance API token  {finance_token}   (accounts, deposits, transfers)",
                     f"  customer accounts  {' '.join(str(a) for a in accounts)}",
-                    f"  admin login        {ADMIN_USER} / {password}   http://127.0.0.1:8000/admin/ (finance)",
+                    f"  admin login        {ADMIN_USER} at http://127.0.0.1:8000/admin/ (finance), password and TOTP:",
                 ]
             )
         )
+        # The same staff login `create_staff` makes (a superuser is no role it is not given: the demo admin moves
+        # money in the admin as finance does); its last two lines are the password and the TOTP secret.
+        call_command("create_staff", ADMIN_USER, role=policy.FINANCE, superuser=True, stdout=self.stdout)
 
     def _cards(self) -> dict[str, str]:
         """Vault the demo cards for the demo merchant; returns their tokens by brand."""

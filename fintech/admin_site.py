@@ -1,0 +1,59 @@
+"""The admin behind two factors: every staff login needs a password and a TOTP code (django-otp).
+
+The apps register their pages on the default site (`@admin.register`); fintech.apps.StaffAdminConfig makes that
+default site this `OTPAdminSite`, which admits only users verified by a confirmed device, under the usual name
+"admin" so that `admin:` URLs keep resolving.
+"""
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.signals import user_login_failed
+from django.http import HttpResponse
+from django.shortcuts import render
+from django_otp import devices_for_user
+from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+
+
+class StaffLoginForm(OTPAdminAuthenticationForm):
+    """Username, password and code in one submission; a wrong code counts as a failed login for the lockout."""
+
+    def _chosen_device(self, user):
+        # django-otp asks which device to check when the form names none (trying them all would throttle the
+        # others); a staff user has the one TOTP device create_staff gave it, so that is the one.
+        device = super()._chosen_device(user)
+        if device is None:
+            devices = list(devices_for_user(user, confirmed=True, for_verify=True))
+            if len(devices) == 1:
+                device = devices[0]
+        return device
+
+    def clean(self):
+        try:
+            return super().clean()
+        except forms.ValidationError as error:
+            if self.user_cache is not None:
+                # The password was right and the code was not: django-axes counts it like a wrong password, so
+                # guessing codes for a known password is locked out as guessing passwords is.
+                credentials = {"username": self.cleaned_data.get("username")}
+                user_login_failed.send(sender=__name__, credentials=credentials, request=self.request)
+            raise error
+
+
+class StaffAdminSite(OTPAdminSite):
+    login_form = StaffLoginForm
+
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+
+
+def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
+    """django-axes' answer to a locked-out login: a page saying for how long and whom to ask, 429."""
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    context = {
+        "title": "Login locked",
+        "site_header": "fintech back office",
+        "minutes": minutes,
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "contact": settings.STAFF_LOCKOUT_CONTACT,
+    }
+    return render(request, "staff/locked_out.html", context, status=429)
