@@ -1,5 +1,6 @@
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -14,6 +15,14 @@ from tests.staff import staff_login
 def _no_projection_wake_ups(settings):
     """Unit tests run projections themselves; only the integration tests use a worker."""
     settings.PROJECTIONS_WAKE_ON_COMMIT = False
+
+
+def pytest_configure(config):
+    """whitenoise warns, at every handler the test client builds, that STATIC_ROOT does not exist (tests collect
+    nothing into it): it exists, empty unless `make run` collected into it."""
+    from django.conf import settings
+
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture(autouse=True)
