@@ -48,6 +48,16 @@ _HIDDEN = "\ue000"
 _UNMASKABLE = "[log message dropped: it could not be checked for card numbers]"
 
 
+# What PostgreSQL cannot store in text (NUL) and what a log viewer would render as layout.
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd]")
+
+
+def audit_text(value: object, limit: int) -> str:
+    """Free text as an audit row keeps it: unstorable and layout characters replaced by '?', card numbers
+    masked, cut to the column's `limit`."""
+    return mask_pans(_UNPRINTABLE.sub("?", str(value)))[:limit]
+
+
 def mask(digits: str) -> str:
     """A card number's masked form: at most the first 6 and the last 4 digits, as PCI DSS allows; short numbers
     show fewer so that at least 6 digits stay hidden."""

@@ -9,13 +9,9 @@ is never passed here.
 
 from __future__ import annotations
 
-import re
-
 from fintech.db import own_connection_execute
-from fintech.masking import mask_pans
+from fintech.masking import audit_text
 
-# What PostgreSQL cannot store in text (NUL) and what a log viewer would render as layout.
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd]")
 _INSERT = (
     "INSERT INTO fintech_staffaudit (occurred_at, user_id, username, action, object, detail, ip, user_agent) "
     "VALUES (now(), %s, %s, %s, %s, %s, %s, %s)"
@@ -23,7 +19,7 @@ _INSERT = (
 
 
 def _text(value: object, limit: int) -> str:
-    return mask_pans(_UNPRINTABLE.sub("?", str(value or "")))[:limit]
+    return audit_text(value or "", limit)
 
 
 def _client_ip(request) -> str:

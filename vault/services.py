@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from fintech import policy
 from fintech.db import own_connection_execute, raw_cursor
-from fintech.masking import mask_pans
+from fintech.masking import audit_text
 from vault import keys
 from vault.domain import (
     CardNumber,
@@ -36,7 +36,6 @@ DETOKENIZE_PERMISSION = "vault.detokenize"
 ROLES = {policy.SUPPORT: [], policy.FINANCE: [], policy.CDE: ["detokenize"], policy.AUDITOR: []}
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_PATTERN = re.compile(r"^tok_[A-Za-z0-9]{1,60}$")
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd]")
 
 
 class SubjectForgotten(VaultError):
@@ -133,11 +132,6 @@ def may_detokenize(actor) -> bool:
     return isinstance(actor, SystemActor) or policy.may_detokenize(actor)
 
 
-def _printable(text: object, limit: int) -> str:
-    # Audit rows keep what was asked, minus what PostgreSQL cannot store and any card number typed in.
-    return mask_pans(_UNPRINTABLE.sub("?", str(text)))[:limit]
-
-
 def _audit(*, actor, token: str, purpose: str, outcome: str, channel: str) -> None:
     # On a connection of its own, committed before the number is handed out: the caller's transaction may
     # still roll back (a 409, a 502 from the acquirer, an idempotency rollback), and the decryption it would
@@ -146,10 +140,10 @@ def _audit(*, actor, token: str, purpose: str, outcome: str, channel: str) -> No
         "INSERT INTO vault_detokenizationaudit (occurred_at, actor, user_id, token, purpose, outcome, channel) "
         "VALUES (now(), %s, %s, %s, %s, %s, %s)",
         [
-            _printable(getattr(actor, "username", None) or actor, 150),
+            audit_text(getattr(actor, "username", None) or actor, 150),
             getattr(actor, "pk", None),
-            str(token) if TOKEN_PATTERN.match(str(token)) else _printable(token, 64),
-            _printable(purpose, 500),
+            str(token) if TOKEN_PATTERN.match(str(token)) else audit_text(token, 64),
+            audit_text(purpose, 500),
             outcome,
             channel,
         ],
