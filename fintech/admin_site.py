@@ -5,11 +5,14 @@ default site this `OTPAdminSite`, which admits only users verified by a confirme
 "admin" so that `admin:` URLs keep resolving.
 """
 
+from collections.abc import Callable
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import path
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
@@ -40,10 +43,33 @@ class StaffLoginForm(OTPAdminAuthenticationForm):
 
 
 class StaffAdminSite(OTPAdminSite):
+    """Besides the model pages, the pages an app above the kernel registers (`page_register`: the operations
+    console) behind the same login, and a front page whose context that app provides (`index_provide`)."""
+
     login_form = StaffLoginForm
 
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)
+        self._pages: list[tuple[str, Callable, str]] = []
+        self._index_context: Callable[[HttpRequest], dict] | None = None
+
+    def page_register(self, route: str, view: Callable, name: str) -> None:
+        """A page at admin/<route>, named admin:<name>, for verified staff only; the view checks the policy."""
+        self._pages.append((route, view, name))
+
+    def index_provide(self, context: Callable[[HttpRequest], dict], *, template: str) -> None:
+        """The front page's extra context, computed per request, and the template that shows it."""
+        self._index_context = context
+        self.index_template = template
+
+    def get_urls(self):
+        pages = [path(route, self.admin_view(view), name=name) for route, view, name in self._pages]
+        return pages + super().get_urls()
+
+    def index(self, request, extra_context=None):
+        if self._index_context is not None:
+            extra_context = {**self._index_context(request), **(extra_context or {})}
+        return super().index(request, extra_context)
 
 
 def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:

@@ -10,7 +10,11 @@
   nothing: it moves no money, never detokenises and sees customers' personal data masked (ids and dates only),
   the safer reading of "read everything": an audit needs to know that a record exists and who touched it, not
   the person's name.
-- The `support` group sees cards masked (brand, last 4, expiry) and no customer page at all.
+- The `support` group sees cards masked (brand, last 4, expiry), payments and their timelines, and no customer
+  page at all.
+- Finance also reads payments (their timelines show the ledger entries they produced) and runs reconciliations
+  from the console; replaying a projection or rebuilding its cache from the console is the superusers' (the
+  operators').
 - Customers' personal data in clear is the superusers' alone (`may_view_pii`).
 - Superusers manage users, groups and API tokens and may look at every read-only admin page, but they are not
   silently every role: without the group they move no money and see no card number.
@@ -42,11 +46,16 @@ LEDGER_PAGES = frozenset(
         "ledger.settlementbatch",
         "ledger.settlementline",
         "ledger.bookingalert",
+        "ledger.reconciliationrun",
     }
 )
 # What a role reads in the admin without any model permission of its own. Anything else a staff user sees
 # comes from a model's view permission, granted by a superuser.
 CARD_PAGES = frozenset({"vault.card"})
+# A payment's page and timeline, and the payments read model: what support answers merchants from, and what
+# finance follows money from. Their cards show masked; their ledger entries and detokenisations only to whom may
+# read those.
+PAYMENT_PAGES = frozenset({"payments.paymentstream", "projections.paymentview"})
 # Every page of data and every audit trail: the auditor's. Not the user pages (USER_PAGES above).
 AUDIT_PAGES = frozenset(
     {
@@ -61,9 +70,15 @@ AUDIT_PAGES = frozenset(
         "projections.paymentview",
         "projections.merchantdailysummary",
         "accounts.customer",
+        "console.operation",
     }
 )
-ROLE_PAGES = {FINANCE: LEDGER_PAGES, CDE: CARD_PAGES, SUPPORT: CARD_PAGES, AUDITOR: AUDIT_PAGES}
+ROLE_PAGES = {
+    FINANCE: LEDGER_PAGES | PAYMENT_PAGES,
+    CDE: CARD_PAGES,
+    SUPPORT: CARD_PAGES | PAYMENT_PAGES,
+    AUDITOR: AUDIT_PAGES,
+}
 
 _ROLES_CACHE = "_access_roles"
 _DETOKENIZE_CACHE = "_access_may_detokenize"
@@ -126,6 +141,18 @@ def may_view_pii(user) -> bool:
     """Customers' personal data in clear (the customer page): superusers only. Every other role that may open
     the page (the auditor) sees it masked."""
     return _active(user) and bool(user.is_superuser)
+
+
+def may_operate(user) -> bool:
+    """The operators' commands from the console: replay a projection, rebuild its cache. Superusers only; the
+    same commands on the command line are for whoever runs manage.py on a server."""
+    return _active(user) and bool(user.is_staff) and bool(user.is_superuser)
+
+
+def may_reconcile(user) -> bool:
+    """Run a reconciliation from the console (it records a verdict and catches the balance projection up):
+    finance and the operators. Auditors read every verdict, with who ran it, and change nothing."""
+    return _active(user) and bool(user.is_staff) and (FINANCE in roles_of(user) or bool(user.is_superuser))
 
 
 def may_use_admin(user) -> bool:

@@ -172,6 +172,7 @@ INSTALLED_APPS = [
     "payments",
     "vault",
     "projections",
+    "console",
     "project",
 ]
 
@@ -252,6 +253,9 @@ STAFF_LOCKOUT_CONTACT = env("STAFF_LOCKOUT_CONTACT", "a superuser (manage.py axe
 # Staff sessions end after this many idle minutes: the cookie's age, renewed by every request of a logged-in user
 # (fintech.middleware.SessionRenewMiddleware: sliding expiry).
 SESSION_COOKIE_AGE = 60 * int(env("STAFF_SESSION_IDLE_MINUTES", "30"))
+# A console operation (replay, rebuild cache, reconcile) that wrote no progress for this long was cut off: a new
+# one of the same may start (console.services).
+CONSOLE_OPERATION_STALE_SECONDS = int(env("CONSOLE_OPERATION_STALE_SECONDS", "900"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -13,6 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Sum
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -21,7 +22,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from fintech import policy
-from fintech.admin import NoWrites, ReadOnlyAdmin, search_uuid
+from fintech.admin import NoWrites, ReadOnlyAdmin, pretty_json, search_uuid
 from fintech.api import no_card_numbers
 from fintech.masking import mask_pans
 from fintech.models import StaffAuditRecord
@@ -35,6 +36,7 @@ from ledger.models import (
     Hold,
     JournalEntry,
     Posting,
+    ReconciliationRun,
     SettlementBatch,
     SettlementLine,
     Transfer,
@@ -373,7 +375,7 @@ class HoldAdmin(ExactSearch, ReadOnlyAdmin):
 
 @admin.register(SettlementBatch)
 class SettlementBatchAdmin(ReadOnlyAdmin):
-    list_display = ("settlement_date", "id", "actor", "created_at")
+    list_display = ("settlement_date", "id", "merchants", "payments", "actor", "created_at")
     ordering = ("-settlement_date",)
     date_hierarchy = "settlement_date"
     search_fields = ("=id",)
@@ -389,6 +391,18 @@ class SettlementBatchAdmin(ReadOnlyAdmin):
             return queryset, False
         by_id = search_uuid(queryset, "id", term)
         return (queryset.none() if by_id is None else by_id), False
+
+    def get_queryset(self, request):
+        # Per batch (a day's): its lines are a handful per merchant, counted on the page's rows only.
+        return super().get_queryset(request).annotate(line_count=Count("lines"), payment_count=Sum("lines__payments"))
+
+    @admin.display(description="lines (merchant × currency)", ordering="line_count")
+    def merchants(self, batch) -> int:
+        return batch.line_count
+
+    @admin.display(description="payments", ordering="payment_count")
+    def payments(self, batch) -> int:
+        return batch.payment_count or 0
 
 
 @admin.register(BookingAlert)
@@ -416,3 +430,24 @@ class BookingAlertAdmin(ExactSearch, ReadOnlyAdmin):
 
     uuid_search_fields = ("payment_id", "event_id")
     reference_search = False
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(ReadOnlyAdmin):
+    """Every reconciliation's verdict (the `reconcile` command, the console's reconciliation page)."""
+
+    list_display = ("ran_at", "actor", "ok", "difference_count")
+    list_filter = ("ok",)
+    ordering = ("-ran_at",)
+    date_hierarchy = "ran_at"
+    fields = ("ran_at", "actor", "ok", "difference_count", "currencies_shown", "differences_shown")
+    readonly_fields = fields
+    show_full_result_count = False
+
+    @admin.display(description="per currency")
+    def currencies_shown(self, run: ReconciliationRun) -> str:
+        return pretty_json(run.currencies)
+
+    @admin.display(description="differences tied to no currency")
+    def differences_shown(self, run: ReconciliationRun) -> str:
+        return pretty_json(run.differences)

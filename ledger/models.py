@@ -222,3 +222,25 @@ class BookingAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} of payment {self.payment_id} not booked"
+
+
+class ReconciliationRun(models.Model):
+    """The verdict of one reconciliation (`reconcile`, the console's reconciliation page): when, by whom, whether
+    the ledger and its read models agreed, and each difference found. Kept so that the last verdict can be shown
+    and an auditor can see when the books were last proved."""
+
+    id = models.BigAutoField(primary_key=True)
+    ran_at = models.DateTimeField(db_index=True)
+    actor = models.CharField(max_length=200)
+    ok = models.BooleanField()
+    # Per currency: entries, accounts, customer funds, trust, total and that currency's differences.
+    currencies = models.JSONField(default=dict)
+    # Differences tied to no currency (Redis unreadable, an entry without postings).
+    differences = models.JSONField(default=list)
+    difference_count = models.PositiveIntegerField()
+
+    class Meta:
+        db_table = "ledger_reconciliation"
+
+    def __str__(self) -> str:
+        return f"reconciliation {self.ran_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'differences'}"

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import redis
+from django.utils import timezone
 
 from fintech.db import raw_cursor
 from ledger.domain import AccountKind
+from ledger.models import ReconciliationRun
 
 
 @dataclass
@@ -147,3 +149,18 @@ def ledger_reconcile() -> Report:
     currency_of = dict(_query("SELECT id, currency FROM accounts_account"))
     _read_models(report, accounts, currency_of)
     return report
+
+
+def reconciliation_run(*, actor: str) -> tuple[Report, ReconciliationRun]:
+    """Reconcile (ledger_reconcile) and record the verdict, whoever asked: the command, the console."""
+    report = ledger_reconcile()
+    currencies = {currency: asdict(line) for currency, line in sorted(report.currencies.items())}
+    run = ReconciliationRun.objects.create(
+        ran_at=timezone.now(),
+        actor=actor[:200],
+        ok=report.ok,
+        currencies=currencies,
+        differences=report.differences,
+        difference_count=len(report.differences) + sum(len(c.differences) for c in report.currencies.values()),
+    )
+    return report, run

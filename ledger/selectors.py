@@ -1,8 +1,11 @@
-"""The ledger's queries: an account's owner, postings and balances, from the ledger rows themselves."""
+"""The ledger's queries: an account's owner, postings and balances, from the ledger rows themselves; what the
+staff console shows of the ledger (a payment's entries, the last settlement batch and reconciliation)."""
+
+from django.db.models import Count, Sum
 
 from fintech.balances import balance_fields
 from fintech.timestamps import iso_z
-from ledger.models import Account, Posting
+from ledger.models import Account, JournalEntry, Posting, ReconciliationRun, SettlementBatch, SettlementLine
 
 
 def account_owner(*, account_id) -> tuple[str, str] | None:
@@ -50,3 +53,76 @@ def account_balance(*, account_id) -> dict | None:
         updated_at=account.updated_at,
         version=account.version,
     )
+
+
+def payment_entry_list(*, payment_id) -> list[dict]:
+    """The journal entries a payment produced (capture, refunds, suspense), oldest first, each with its postings
+    and their accounts."""
+    entries = JournalEntry.objects.filter(payment_id=payment_id).order_by("created_at", "id")
+    postings = (
+        Posting.objects.filter(entry__payment_id=payment_id)
+        .select_related("account")
+        .order_by("entry_id", "id")
+        .values("entry_id", "bucket", "amount", "currency", "account_id", "account__kind", "account__owner_id")
+    )
+    by_entry: dict = {}
+    for posting in postings:
+        by_entry.setdefault(posting["entry_id"], []).append(
+            {
+                "account_id": posting["account_id"],
+                "account_kind": posting["account__kind"],
+                "owner_id": posting["account__owner_id"],
+                "bucket": posting["bucket"],
+                "amount": posting["amount"],
+                "currency": posting["currency"],
+            }
+        )
+    return [
+        {
+            "id": entry.id,
+            "kind": entry.kind,
+            "reference": entry.reference,
+            "actor": entry.actor,
+            "event_id": entry.event_id,
+            "created_at": entry.created_at,
+            "postings": by_entry.get(entry.id, []),
+        }
+        for entry in entries
+    ]
+
+
+def settlement_batch_last() -> dict | None:
+    """The settlement batch run last: its date, who ran it, and per currency its lines, payments and amount."""
+    batch = SettlementBatch.objects.order_by("-created_at").first()
+    if batch is None:
+        return None
+    totals = (
+        SettlementLine.objects.filter(batch=batch)
+        .values("currency")
+        .annotate(lines=Count("id"), payments=Sum("payments"), amount=Sum("amount"))
+        .order_by("currency")
+    )
+    return {
+        "id": batch.id,
+        "settlement_date": batch.settlement_date,
+        "actor": batch.actor,
+        "created_at": batch.created_at,
+        "currencies": list(totals),
+    }
+
+
+def reconciliation_list(*, limit: int = 1) -> list[dict]:
+    """The latest reconciliation verdicts, newest first."""
+    runs = ReconciliationRun.objects.order_by("-ran_at", "-id")[:limit]
+    return [
+        {
+            "id": run.id,
+            "ran_at": run.ran_at,
+            "actor": run.actor,
+            "ok": run.ok,
+            "currencies": run.currencies,
+            "differences": run.differences,
+            "difference_count": run.difference_count,
+        }
+        for run in runs
+    ]

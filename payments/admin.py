@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db.models import Exists, F, OuterRef, Subquery
 from django.db.models.fields.json import KT
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
 from fintech.admin import ReadOnlyAdmin, UuidSearch, pretty_json
@@ -35,14 +35,14 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 @admin.register(PaymentStream)
 class PaymentAdmin(UuidSearch, ReadOnlyAdmin):
-    list_display = ("stream_id", "merchant", "amount", "version", "created_at", "updated_at")
+    list_display = ("stream_id", "merchant", "amount", "version", "created_at", "updated_at", "timeline")
     date_hierarchy = "created_at"
     list_filter = (EventTypeFilter, "created_at")
     search_fields = ("=merchant_id",)
     search_help_text = "A payment id or a merchant id."
     uuid_search_field = "stream_id"
     ordering = ("-created_at",)
-    fields = ("stream_id", "merchant", "amount", "version", "created_at", "updated_at", "history")
+    fields = ("stream_id", "merchant", "amount", "version", "created_at", "updated_at", "timeline", "history")
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -63,6 +63,16 @@ class PaymentAdmin(UuidSearch, ReadOnlyAdmin):
     def amount(self, payment) -> str:
         money = payment.amount_json or {}
         return f"{money.get('amount')} {money.get('currency')} (minor units)" if money else ""
+
+    @admin.display(description="timeline")
+    def timeline(self, payment) -> str:
+        # The operations console's page of the payment (statuses, ledger entries, detokenisations), by URL name:
+        # the console sits above this app and is not imported.
+        try:
+            url = reverse("admin:console_payment", args=[payment.stream_id])
+        except NoReverseMatch:
+            return ""
+        return format_html("<a href='{}'>timeline</a>", url)
 
     @admin.display(description="events")
     def history(self, payment) -> str:

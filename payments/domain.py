@@ -154,6 +154,15 @@ class Payment:
             payment.version += 1
         return payment
 
+    @classmethod
+    def status_history(cls, payment_id: uuid.UUID, events: list[PaymentEvent]) -> list[str | None]:
+        """The payment's status after each of its events, in order (a timeline's)."""
+        payment, statuses = cls(id=payment_id), []
+        for event in events:
+            payment._apply(event)
+            statuses.append(payment.status)
+        return statuses
+
     @property
     def refundable_amount(self) -> Money:
         return _held(self.captured_amount) - _held(self.refunded_amount)

@@ -50,6 +50,14 @@ class PaymentView(models.Model):
         indexes = [
             models.Index(fields=["merchant_id", "created_at", "payment_id"], name="projections_payment_list"),
             models.Index(fields=["merchant_id", "status"], name="projections_payment_status"),
+            # The staff console's payment search (console.forms.PaymentSearchForm).
+            models.Index(fields=["last4", "created_at"], name="projections_payment_last4"),
+            models.Index(
+                fields=["authorization_code"],
+                condition=~models.Q(authorization_code=""),
+                name="projections_payment_auth_code",
+            ),
+            models.Index(fields=["amount", "currency"], name="projections_payment_amount"),
         ]
 
     def __str__(self) -> str:

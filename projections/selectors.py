@@ -8,13 +8,16 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncHour
+from django.utils import timezone
 
+from fintech import eventstore
 from fintech.timestamps import iso_z
-from projections import cache
+from projections import cache, engine
 from projections.balances import balance_fields
 from projections.cache import balance_document
-from projections.models import BalanceView, PaymentView, ProjectionState
+from projections.models import BalanceView, CacheMiss, PaymentView, ProjectionState
 from projections.payments import PAYMENTS
 
 
@@ -161,3 +164,137 @@ def balances_cached(account_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[int, 
                 else None
             )
     return found
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    name: str
+    replayable: bool
+    cached: bool
+    checkpoint: eventstore.Checkpoint
+    events_applied: int
+    last_event_at: dt.datetime | None
+    lag_events: int
+    lag_seconds: float
+    cache_misses: int
+    error: str
+    error_event_id: uuid.UUID | None
+    error_at: dt.datetime | None
+
+    @property
+    def error_line(self) -> str:
+        """The last line of the stop error: the exception and its message."""
+        return self.error.strip().splitlines()[-1] if self.error.strip() else ""
+
+
+def projection_status_list() -> list[ProjectionStatus]:
+    """Every projection by name: its checkpoint, how far behind the log it is (events of its types, and the age of
+    the oldest), the cache entries it still has to repair, and the error it stopped at, if any."""
+    states = {state.name: state for state in ProjectionState.objects.all()}
+    misses = dict(CacheMiss.objects.values("projection").annotate(n=Count("id")).values_list("projection", "n"))
+    now = timezone.now()
+    statuses = []
+    for name, projection in sorted(engine.projections().items()):
+        state = states.get(name) or ProjectionState(name=name)
+        checkpoint = eventstore.Checkpoint(state.checkpoint_transaction, state.checkpoint_position)
+        behind, oldest = eventstore.backlog(after=checkpoint, event_types=projection.handlers)
+        statuses.append(
+            ProjectionStatus(
+                name=name,
+                replayable=projection.replayable,
+                cached=projection.refresh is not None and projection.cached_ids is not None,
+                checkpoint=checkpoint,
+                events_applied=state.events_applied,
+                last_event_at=state.last_event_at,
+                lag_events=behind,
+                lag_seconds=(now - oldest).total_seconds() if oldest else 0.0,
+                cache_misses=misses.get(name, 0),
+                error=state.error,
+                error_event_id=state.error_event_id,
+                error_at=state.error_at,
+            )
+        )
+    return statuses
+
+
+def payment_figures(*, since: dt.datetime) -> dict:
+    """Payments created since a moment, from the read table: count and amount per currency and status, and per
+    currency the decline rate (declined among those the acquirer answered: declined or ever authorized)."""
+    rows = (
+        PaymentView.objects.filter(created_at__gte=since)
+        .values("currency", "status")
+        .annotate(count=Count("payment_id"), amount=Sum("amount"))
+        .order_by("currency", "status")
+    )
+    answered = (
+        PaymentView.objects.filter(created_at__gte=since)
+        .filter(Q(status="failed") | Q(authorized_at__isnull=False))
+        .values("currency")
+        .annotate(answered=Count("payment_id"), declined=Count("payment_id", filter=Q(status="failed")))
+    )
+    rates = {row["currency"]: (row["declined"], row["answered"]) for row in answered}
+    declined = sum(d for d, _ in rates.values())
+    answered_all = sum(a for _, a in rates.values())
+    return {
+        "rows": list(rows),
+        "decline": rates,
+        "declined": declined,
+        "answered": answered_all,
+    }
+
+
+def payment_hourly_counts(*, since: dt.datetime, hours: int) -> list[tuple[dt.datetime, int]]:
+    """Payments created per hour from the hour of `since`, `hours` hours in all, empty hours included."""
+    start = since.replace(minute=0, second=0, microsecond=0)
+    counts = dict(
+        PaymentView.objects.filter(created_at__gte=start, created_at__lt=start + dt.timedelta(hours=hours))
+        .annotate(hour=TruncHour("created_at", tzinfo=dt.UTC))
+        .values("hour")
+        .annotate(n=Count("payment_id"))
+        .values_list("hour", "n")
+    )
+    return [(start + dt.timedelta(hours=i), counts.get(start + dt.timedelta(hours=i), 0)) for i in range(hours)]
+
+
+@dataclass
+class PaymentSearch:
+    """What staff search payments by; every criterion given must match."""
+
+    payment_id: uuid.UUID | None = None
+    merchant_id: str = ""
+    last4: str = ""
+    authorization_code: str = ""
+    amount: int | None = None  # minor units
+    currency: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.payment_id or self.merchant_id or self.last4 or self.authorization_code or self.amount is not None
+        )
+
+
+def payment_search(search: PaymentSearch, *, limit: int) -> list[dict]:
+    """Payments matching a staff search, newest first, at most `limit`: each as the API's document."""
+    if search.empty:
+        return []
+    rows = PaymentView.objects.all()
+    if search.payment_id:
+        rows = rows.filter(payment_id=search.payment_id)
+    if search.merchant_id:
+        rows = rows.filter(merchant_id=search.merchant_id)
+    if search.last4:
+        rows = rows.filter(last4=search.last4)
+    if search.authorization_code:
+        rows = rows.filter(authorization_code=search.authorization_code)
+    if search.amount is not None:
+        rows = rows.filter(amount=search.amount)
+    if search.currency:
+        rows = rows.filter(currency=search.currency)
+    return [payment_document(row) for row in rows.order_by("-created_at", "-payment_id")[:limit]]
+
+
+def payment_view_get(*, payment_id: uuid.UUID) -> dict | None:
+    """One payment's read-model document, whoever its merchant; None when the projection has not seen it."""
+    row = PaymentView.objects.filter(payment_id=payment_id).first()
+    return payment_document(row) if row else None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from fintech import eventstore
 from fintech.db_roles import privileges_copy
@@ -78,15 +79,44 @@ class NotReplayable(Exception):
     pass
 
 
+class ReplayRunning(Exception):
+    """Another replay of the same projection runs now: both would build the same fresh tables."""
+
+
+@contextlib.contextmanager
+def _replay_lock(name: str) -> Iterator[None]:
+    # Session-level: held across the replay's own transactions, released by a killed process's disconnect.
+    key = f"projection-replay:{name}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key])
+        if not cursor.fetchone()[0]:
+            raise ReplayRunning(f"a replay of {name} is already running")
+    try:
+        yield
+    finally:
+        # A connection lost meanwhile took the lock with it.
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
+
+
 def projection_replay(
     *, name: str, batch_size: int = 2000, progress: Callable[[int, int, float], None] | None = None
 ) -> int:
     """Rebuild a read model from the first event into fresh tables while the old ones keep serving, then swap
     them in, with the checkpoint, in one transaction. Returns the number of events read. When a handler fails
-    or an event cannot be decoded, the fresh tables are dropped, the live ones are untouched, and it raises."""
+    or an event cannot be decoded, the fresh tables are dropped, the live ones are untouched, and it raises.
+    Raises ReplayRunning while another replay of it runs (the command, the console)."""
     projection = engine.projection_get(name)
     if not projection.replayable:
         raise NotReplayable(f"{name} is a process manager, not a read model: it is never replayed")
+    with _replay_lock(name):
+        return _replay(projection, batch_size=batch_size, progress=progress)
+
+
+def _replay(
+    projection: engine.Projection, *, batch_size: int, progress: Callable[[int, int, float], None] | None
+) -> int:
+    name = projection.name
     fresh = {table: f"{table}__replay" for table in projection.tables}
     with connection.cursor() as cursor:
         for table, new in fresh.items():
@@ -235,12 +265,16 @@ def caches_refill_if_lost() -> list[str]:
     return names
 
 
-def cache_rebuild(*, name: str) -> int:
-    """Refill Redis from a projection's read tables; returns the number of entries written."""
+def cache_rebuild(*, name: str, progress: Callable[[int, int], None] | None = None) -> int:
+    """Refill Redis from a projection's read tables; returns the number of entries written. `progress` hears
+    (written, left) after each thousand."""
     projection = engine.projection_get(name)
     if projection.refresh is None or projection.cached_ids is None:
         return 0
     ids = [str(i) for i in projection.cached_ids()]
     for start in range(0, len(ids), 1000):
         projection.refresh(set(ids[start : start + 1000]))
+        if progress:
+            done = min(start + 1000, len(ids))
+            progress(done, len(ids) - done)
     return len(ids)

@@ -56,3 +56,16 @@ def _card(*, token: str, merchant_id: str) -> CardSummary | None:
         )
         row = cursor.fetchone()
     return None if row is None else CardSummary(*row)
+
+
+def detokenization_list(*, token: str, limit: int = 100) -> list[dict]:
+    """Who asked to see a card's number, when, why, through which channel and with what outcome, newest first:
+    the vault's detokenisation audit of one token."""
+    with raw_cursor() as cursor:
+        cursor.execute(
+            "SELECT occurred_at, actor, purpose, outcome, channel FROM vault_detokenizationaudit "
+            "WHERE token = %s ORDER BY occurred_at DESC, id DESC LIMIT %s",
+            [token, limit],
+        )
+        columns = ("occurred_at", "actor", "purpose", "outcome", "channel")
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

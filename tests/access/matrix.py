@@ -64,6 +64,9 @@ SUPERUSERS = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 403, 200, 200)
 # Pages of data and audit trails that no working role needs: the auditor and the superusers read them.
 AUDITED = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 200, 200, 200)
 READ_ONLY_ADD = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 403, 403, 403)
+# Payments and their timelines: support answers merchants from them, finance follows money through them.
+PAYMENTS = _admin_row(_LOGIN, _LOGIN, 200, 200, 403, 200, 200, 200)
+OPERATORS = _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 403, "ok", "ok")
 
 # Each registered model's list page (its "add" page is 403 to every staff user but for users, groups and TOTP
 # devices), and the admin's commands.
@@ -82,15 +85,17 @@ ADMIN = {
     "ledger.hold": LEDGER,
     "ledger.settlementbatch": LEDGER,
     "ledger.bookingalert": LEDGER,
+    "ledger.reconciliationrun": LEDGER,
     "vault.card": _admin_row(_LOGIN, _LOGIN, 200, 403, 200, 200, 200, 200),
     "vault.detokenizationaudit": AUDITED,
-    "payments.paymentstream": AUDITED,
+    "payments.paymentstream": PAYMENTS,
     "payments.authorizationattempt": AUDITED,
     "fintech.event": AUDITED,
     "fintech.staffauditrecord": AUDITED,
     "projections.projectionstate": AUDITED,
-    "projections.paymentview": AUDITED,
+    "projections.paymentview": PAYMENTS,
     "projections.merchantdailysummary": AUDITED,
+    "console.operation": AUDITED,
     # Staff login security: lockout records (deleting one unlocks a login) and TOTP devices.
     "axes.accessattempt": SUPERUSERS,
     "axes.accessfailurelog": SUPERUSERS,
@@ -102,6 +107,14 @@ ADMIN = {
     "transfer form: move money (POST)": _admin_row(_LOGIN, _LOGIN, 403, "ok", 403, 403, 403, "ok"),
     "card: detokenise action": _admin_row(_LOGIN, _LOGIN, "refused", 403, "ok", "refused", "refused", "refused"),
     "API token: revoke action": _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 403, "ok", "ok"),
+    # The operations console (console/): dashboard panels follow the pages above.
+    "console: payment search": PAYMENTS,
+    "console: payment timeline": PAYMENTS,
+    "console: projections page": AUDITED,
+    "console: replay a projection (POST)": OPERATORS,
+    "console: rebuild a projection's cache (POST)": OPERATORS,
+    "console: reconciliation page": LEDGER,
+    "console: run a reconciliation (POST)": _admin_row(_LOGIN, _LOGIN, 403, "ok", 403, 403, "ok", "ok"),
 }
 
 

@@ -16,12 +16,14 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
 from accounts.services import api_token_issue
+from console.models import Operation
 from fintech.money import Money
 from ledger import services as ledger
 from ledger.domain import AccountKind
@@ -41,6 +43,9 @@ ACTOR = "user:access-matrix"
 JPY = "JPY"
 ADMIN_INDEX = "/admin/"
 TRANSFER_FORM = "/admin/ledger/account/transfer/"
+CONSOLE_SEARCH = "/admin/console/payments/"
+CONSOLE_PROJECTIONS = "/admin/console/projections/"
+CONSOLE_RECONCILIATION = "/admin/console/reconciliation/"
 
 
 @dataclass
@@ -270,7 +275,31 @@ def _admin_commands(client: Client, world: World) -> dict[str, object]:
     )
     token.refresh_from_db()
     row["API token: revoke action"] = _outcome(response, token.revoked_at is not None)
-    return row
+    return {**row, **_console(client, world)}
+
+
+def _started(client: Client, path: str, kind: str) -> object:
+    """Whether a console operation was recorded; rolled back before the commit would send it to a worker."""
+    with transaction.atomic():
+        response = client.post(path)
+        started = Operation.objects.filter(kind=kind).exists()
+        transaction.set_rollback(True)
+    return _outcome(response, started)
+
+
+def _console(client: Client, world: World) -> dict[str, object]:
+    payment_id = world.payments["read"]
+    return {
+        "console: payment search": client.get(CONSOLE_SEARCH, {"payment_id": payment_id}).status_code,
+        "console: payment timeline": client.get(f"{CONSOLE_SEARCH}{payment_id}/").status_code,
+        "console: projections page": client.get(CONSOLE_PROJECTIONS).status_code,
+        "console: replay a projection (POST)": _started(client, f"{CONSOLE_PROJECTIONS}payments/replay/", "replay"),
+        "console: rebuild a projection's cache (POST)": _started(
+            client, f"{CONSOLE_PROJECTIONS}payments/rebuild_cache/", "rebuild_cache"
+        ),
+        "console: reconciliation page": client.get(CONSOLE_RECONCILIATION).status_code,
+        "console: run a reconciliation (POST)": _started(client, f"{CONSOLE_RECONCILIATION}run/", "reconcile"),
+    }
 
 
 @pytest.mark.parametrize("role", matrix.ADMIN_ROLES)

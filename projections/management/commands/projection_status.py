@@ -1,9 +1,7 @@
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
 from fintech import eventstore
-from projections import engine
-from projections.models import CacheMiss, ProjectionState
+from projections.selectors import projection_status_list
 
 
 class Command(BaseCommand):
@@ -15,18 +13,16 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         head = eventstore.head()
         self.stdout.write(f"head of the log: transaction {head.transaction_id}, position {head.position}")
-        for name, projection in sorted(engine.projections().items()):
-            state = ProjectionState.objects.filter(name=name).first() or ProjectionState(name=name)
-            checkpoint = eventstore.Checkpoint(state.checkpoint_transaction, state.checkpoint_position)
-            behind, oldest = eventstore.backlog(after=checkpoint, event_types=projection.handlers)
-            lag = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+        for status in projection_status_list():
+            checkpoint = status.checkpoint
             self.stdout.write(
-                f"{name}: checkpoint ({checkpoint.transaction_id}, {checkpoint.position}), "
-                f"{state.events_applied} applied, lag {behind} events / {lag:.1f} s"
+                f"{status.name}: checkpoint ({checkpoint.transaction_id}, {checkpoint.position}), "
+                f"{status.events_applied} applied, lag {status.lag_events} events / {status.lag_seconds:.1f} s"
             )
-            missed = CacheMiss.objects.filter(projection=name).count()
-            if missed:
-                self.stdout.write(f"  cache: {missed} entries missed while Redis was unreachable, to repair")
-            if state.error:
-                self.stdout.write(f"  stopped at event {state.error_event_id} since {state.error_at}:")
-                self.stdout.write("  " + state.error.strip().splitlines()[-1])
+            if status.cache_misses:
+                self.stdout.write(
+                    f"  cache: {status.cache_misses} entries missed while Redis was unreachable, to repair"
+                )
+            if status.error:
+                self.stdout.write(f"  stopped at event {status.error_event_id} since {status.error_at}:")
+                self.stdout.write("  " + status.error_line)

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         for projection in names:
             try:
                 total = services.projection_replay(name=projection, batch_size=batch_size, progress=self._progress)
-            except (LookupError, services.NotReplayable) as error:
+            except (LookupError, services.NotReplayable, services.ReplayRunning) as error:
                 raise CommandError(str(error)) from None
             except (engine.HandlerFailed, eventstore.UndecodableEvent) as error:
                 cause = error.__cause__ or error
