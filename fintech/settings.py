@@ -248,6 +248,10 @@ AXES_COOLOFF_TIME = dt.timedelta(minutes=int(env("STAFF_LOGIN_LOCKOUT_MINUTES", 
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_CALLABLE = "fintech.admin_site.lockout_response"
 AXES_RESET_ON_SUCCESS = True
+# How many reverse proxies of our own stand before the admin (each appends to X-Forwarded-For): the lockout and
+# the staff audit trail take the client's address from them (fintech.client_address). 0: REMOTE_ADDR.
+ADMIN_NUM_PROXIES = int(env("ADMIN_NUM_PROXIES", "0"))
+AXES_CLIENT_IP_CALLABLE = "fintech.client_address.staff_client_address"
 # Who unlocks an account before the cool-off ends (shown on the lockout page).
 STAFF_LOCKOUT_CONTACT = env("STAFF_LOCKOUT_CONTACT", "a superuser (manage.py axes_reset_username USERNAME)")
 # Staff sessions end after this many idle minutes: the cookie's age, renewed by every request of a logged-in user

@@ -9,6 +9,7 @@ is never passed here.
 
 from __future__ import annotations
 
+from fintech.client_address import staff_client_address
 from fintech.db import own_connection_execute
 from fintech.masking import audit_text
 
@@ -23,9 +24,8 @@ def _text(value: object, limit: int) -> str:
 
 
 def _client_ip(request) -> str:
-    # REMOTE_ADDR: the admin is not behind the API's proxy count, and a client-written X-Forwarded-For would
-    # let anyone put any address on their record.
-    return _text(request.META.get("REMOTE_ADDR", ""), 45) if request is not None else ""
+    # Behind ADMIN_NUM_PROXIES proxies of our own, the address they saw; never a client-written header.
+    return _text(staff_client_address(request), 45) if request is not None else ""
 
 
 def staff_audit_record(*, request, action: str, target: str = "", detail: str = "", user=None, username=None) -> None:
