@@ -44,9 +44,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     ]
     if skipped:
         terminalreporter.write_sep("=", "browser tests skipped", yellow=True)
-        terminalreporter.write_line(
-            f"{len(skipped)} browser tests were skipped: no chromium. Install it with: {INSTALL_CHROMIUM}"
-        )
+        tests = "1 browser test was" if len(skipped) == 1 else f"{len(skipped)} browser tests were"
+        terminalreporter.write_line(f"{tests} skipped: no chromium. Install it with: {INSTALL_CHROMIUM}")
 
 
 @pytest.fixture(scope="session")
