@@ -56,10 +56,11 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 
 @pytest.fixture(scope="session")
 def playwright(playwright) -> Iterator[object]:
-    """Playwright's sync API keeps an event loop running on the main thread from its start to the end of the
-    session, and Django refuses its ORM in a thread with a running loop (SynchronousOnlyOperation): in the test
-    bodies here and in every test that runs after the first browser test. The tests stay synchronous, so the
-    check is lifted for exactly as long as that loop runs; a run without browser tests keeps it."""
+    """Playwright's sync API keeps an event loop running on the main thread from its start (once per session, at
+    the first browser test) to the end of the session, and Django refuses its ORM in a thread with a running loop
+    (SynchronousOnlyOperation): in the test bodies here, in their database teardown, and in every test that runs
+    after them (pytest-django runs transactional tests last, these among them). The tests stay synchronous, so
+    the check is lifted for exactly as long as that loop runs; a run without browser tests keeps it."""
     before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     yield playwright
