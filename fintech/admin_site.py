@@ -20,6 +20,12 @@ from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 class StaffLoginForm(OTPAdminAuthenticationForm):
     """Username, password and code in one submission; a wrong code counts as a failed login for the lockout."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Said as the user sees it, and filled in by the browser or password manager from the authenticator.
+        self.fields["otp_token"].label = "Code from your authenticator app"
+        self.fields["otp_token"].widget.attrs.update({"autocomplete": "one-time-code", "inputmode": "numeric"})
+
     def _chosen_device(self, user):
         # django-otp asks which device to check when the form names none (trying them all would throttle the
         # others); a staff user has the one TOTP device create_staff gave it, so that is the one.
@@ -47,6 +53,9 @@ class StaffAdminSite(OTPAdminSite):
     console) behind the same login, and a front page whose context that app provides (`index_provide`)."""
 
     login_form = StaffLoginForm
+    # Username, password and code only: django-otp's own template adds a device list and a challenge button,
+    # which mean nothing for users with one TOTP device each.
+    login_template = "staff/login.html"
 
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)

@@ -81,6 +81,28 @@ def test_admin_login_with_the_right_totp_code_enters():
     assert client.get("/admin/").status_code == 200
 
 
+def test_admin_login_page_asks_username_password_and_code_only():
+    # given a staff user made by create_staff
+    staff = staff_user_ensure(username="ops-lin", role="support")
+    # when the login page is opened, then the right code logs in through it
+    client = Client()
+    pages = [client.get(LOGIN_URL)]
+    assert _login(client, staff.username, staff.password, _code(staff.totp_secret)).status_code == 302
+    assert client.get("/admin/").status_code == 200
+    # and when the page is shown again after a wrong code (where django-otp's own page listed the user's devices
+    # and offered a challenge button)
+    pages.append(_login(Client(), staff.username, staff.password, _code(staff.totp_secret, offset=1)))
+    for page in pages:
+        body = page.content.decode()
+        # then it asks for the username, the password and the authenticator's code, nothing else
+        assert page.status_code == 200
+        for name in ("username", "password", "otp_token"):
+            assert f'name="{name}"' in body
+        assert "Code from your authenticator app" in body
+        assert "otp_device" not in body
+        assert "otp_challenge" not in body
+
+
 def test_admin_login_with_a_wrong_totp_code_or_none_is_refused():
     # given a staff user and its right password
     staff = staff_user_ensure(username="ops-dan", role="finance", superuser=True)
