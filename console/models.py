@@ -41,7 +41,12 @@ class Operation(models.Model):
         indexes = [models.Index(fields=["-requested_at"], name="console_operation_requested")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.target} ({self.state})".replace("  ", " ")
+        return f"{self.label} ({self.state})"
+
+    @property
+    def label(self) -> str:
+        """What it does, to what: "replay projection payments", "reconcile"."""
+        return f"{self.get_kind_display()} {self.target}".strip()
 
     @property
     def percent(self) -> int | None:

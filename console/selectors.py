@@ -24,6 +24,7 @@ SETTLEMENT_PAGE = "ledger.settlementbatch"
 RECONCILIATION_PAGE = "ledger.reconciliationrun"
 ENTRY_PAGE = "ledger.journalentry"
 DETOKENIZATION_PAGE = "vault.detokenizationaudit"
+EVENT_PAGE = "fintech.event"
 CHART_HOURS = 24
 
 
@@ -118,7 +119,12 @@ def timeline(user, payment_id: uuid.UUID) -> dict | None:
         }
         for recorded, status in history
     ]
-    context: dict = {"payment_id": payment_id, "payment": payment, "events": events}
+    context: dict = {
+        "payment_id": payment_id,
+        "payment": payment,
+        "events": events,
+        "may_open_events": policy.may_view_admin(user, EVENT_PAGE),
+    }
     if payment:
         context["amount_text"] = money_text(payment["amount"]["amount"], payment["amount"]["currency"])
     if policy.may_view_admin(user, ENTRY_PAGE):

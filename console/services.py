@@ -73,9 +73,8 @@ def operation_request(*, kind: str, target: str, requested_by: str) -> Operation
                     kind=kind, target=target, requested_by=requested_by[:150], requested_at=timezone.now()
                 )
         except IntegrityError:
-            raise OperationRefused(
-                f"{dict(Operation.KINDS)[kind]} {target} is already queued or running".replace("  ", " ")
-            ) from None
+            label = Operation(kind=kind, target=target).label
+            raise OperationRefused(f"{label} is already queued or running") from None
         transaction.on_commit(lambda: _send(operation.id))
     return operation
 

@@ -133,5 +133,5 @@ def _start(request, *, kind: str, target: str, back: str):
     except services.OperationRefused as refused:
         messages.error(request, str(refused))
     else:
-        messages.success(request, f"{operation} started: its progress shows below.")
+        messages.success(request, f"{operation.label} started: its progress shows below.")
     return redirect(back)

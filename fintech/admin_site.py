@@ -6,13 +6,15 @@ default site this `OTPAdminSite`, which admits only users verified by a confirme
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django import forms
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path
+from django.urls import path, reverse
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
@@ -48,6 +50,16 @@ class StaffLoginForm(OTPAdminAuthenticationForm):
             raise error
 
 
+@dataclass(frozen=True)
+class _Page:
+    route: str
+    view: Callable
+    name: str
+    app_label: str
+    title: str
+    visible: Callable[[object], bool] | None
+
+
 class StaffAdminSite(OTPAdminSite):
     """Besides the model pages, the pages an app above the kernel registers (`page_register`: the operations
     console) behind the same login, and a front page whose context that app provides (`index_provide`)."""
@@ -59,12 +71,23 @@ class StaffAdminSite(OTPAdminSite):
 
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)
-        self._pages: list[tuple[str, Callable, str]] = []
+        self._pages: list[_Page] = []
         self._index_context: Callable[[HttpRequest], dict] | None = None
 
-    def page_register(self, route: str, view: Callable, name: str) -> None:
-        """A page at admin/<route>, named admin:<name>, for verified staff only; the view checks the policy."""
-        self._pages.append((route, view, name))
+    def page_register(
+        self,
+        route: str,
+        view: Callable,
+        name: str,
+        *,
+        app_label: str = "",
+        title: str = "",
+        visible: Callable[[object], bool] | None = None,
+    ) -> None:
+        """A page at admin/<route>, named admin:<name>, for verified staff only; the view checks the policy.
+        With a title it is listed among `app_label`'s models (front page and navigation) for the users
+        `visible` admits."""
+        self._pages.append(_Page(route, view, name, app_label, title, visible))
 
     def index_provide(self, context: Callable[[HttpRequest], dict], *, template: str) -> None:
         """The front page's extra context, computed per request, and the template that shows it."""
@@ -72,8 +95,24 @@ class StaffAdminSite(OTPAdminSite):
         self.index_template = template
 
     def get_urls(self):
-        pages = [path(route, self.admin_view(view), name=name) for route, view, name in self._pages]
+        pages = [path(page.route, self.admin_view(page.view), name=page.name) for page in self._pages]
         return pages + super().get_urls()
+
+    def get_app_list(self, request, app_label=None):
+        apps = super().get_app_list(request, app_label)
+        for page in self._pages:
+            if not page.title or (app_label and page.app_label != app_label):
+                continue
+            if page.visible is not None and not page.visible(request.user):
+                continue
+            url = reverse(f"{self.name}:{page.name}")
+            app = next((a for a in apps if a["app_label"] == page.app_label), None)
+            if app is None:
+                name = django_apps.get_app_config(page.app_label).verbose_name
+                app = {"name": name, "app_label": page.app_label, "app_url": url, "models": []}
+                apps.append(app)
+            app["models"].insert(0, {"name": page.title, "object_name": page.name, "admin_url": url, "view_only": True})
+        return apps
 
     def index(self, request, extra_context=None):
         if self._index_context is not None:

@@ -103,21 +103,46 @@ def test_projection_stop_error_is_on_the_dashboard(staff):
     assert "stopped: ValueError: bad amount" in page
 
 
+CONSOLE_PAGES = {
+    "Search payments": "/admin/console/payments/",
+    "Projections": "/admin/console/projections/",
+    "Reconciliation": "/admin/console/reconciliation/",
+}
+
+
 @pytest.mark.parametrize(
-    ("role", "shown", "hidden"),
+    ("role", "shown", "hidden", "pages"),
     [
-        ("support", {"panel-payments"}, {"panel-projections", "panel-settlement", "panel-reconciliation"}),
-        ("finance", {"panel-payments", "panel-settlement", "panel-reconciliation"}, {"panel-projections"}),
-        ("cde", set(), {"panel-payments", "panel-projections", "panel-settlement", "panel-reconciliation"}),
-        ("auditor", {"panel-payments", "panel-projections", "panel-settlement", "panel-reconciliation"}, set()),
+        (
+            "support",
+            {"panel-payments"},
+            {"panel-projections", "panel-settlement", "panel-reconciliation"},
+            {"Search payments"},
+        ),
+        (
+            "finance",
+            {"panel-payments", "panel-settlement", "panel-reconciliation"},
+            {"panel-projections"},
+            {"Search payments", "Reconciliation"},
+        ),
+        ("cde", set(), {"panel-payments", "panel-projections", "panel-settlement", "panel-reconciliation"}, set()),
+        (
+            "auditor",
+            {"panel-payments", "panel-projections", "panel-settlement", "panel-reconciliation"},
+            set(),
+            set(CONSOLE_PAGES),
+        ),
     ],
 )
-def test_each_role_sees_the_panels_of_the_pages_it_may_read(staff, role, shown, hidden):
+def test_each_role_sees_the_panels_and_console_pages_it_may_read(staff, role, shown, hidden, pages):
     page = staff(role).get("/admin/").content.decode()
     for panel in shown:
         assert f'id="{panel}"' in page, panel
     for panel in hidden:
         assert f'id="{panel}"' not in page, panel
+    # and the console's pages it may open are listed with the models, the others not
+    listed = {title for title, url in CONSOLE_PAGES.items() if f'<a href="{url}">{title}</a>' in page}
+    assert listed == pages
 
 
 def test_settlement_batches_list_their_lines(staff, pay, project):
