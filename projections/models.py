@@ -58,6 +58,8 @@ class PaymentView(models.Model):
                 name="projections_payment_auth_code",
             ),
             models.Index(fields=["amount", "currency"], name="projections_payment_amount"),
+            # The dashboard's today and last 24 hours, across merchants.
+            models.Index(fields=["created_at"], name="projections_payment_created"),
         ]
 
     def __str__(self) -> str:

@@ -29,4 +29,8 @@ class Migration(migrations.Migration):
             model_name="paymentview",
             index=models.Index(fields=["amount", "currency"], name="projections_payment_amount"),
         ),
+        AddIndexConcurrently(
+            model_name="paymentview",
+            index=models.Index(fields=["created_at"], name="projections_payment_created"),
+        ),
     ]
