@@ -5,7 +5,7 @@ What the app role may do, table by table (everything in the schema is covered, s
 migrations are too; run `db_roles_setup` again after every migrate):
 - append-only records (the event store, the ledger, transfers, settlements, the detokenisation audit, the staff
   audit trail): SELECT and INSERT; no UPDATE, DELETE or TRUNCATE, whatever the triggers would say.
-- fintech_stream: SELECT, INSERT and UPDATE of its version only: the event store's trigger writes it as the
+- fintech_stream: SELECT, INSERT and UPDATE of its version and bounds only: the event store's trigger writes it as the
   inserting role, and its own guard refuses any direct write.
 - django_migrations: SELECT (the server checks for unapplied migrations).
 - partitions of the event table: nothing; rows are read and written through the parent.
@@ -104,7 +104,7 @@ def _privileges_of(table: str, *, is_partition: bool) -> str:
     if table in READ_ONLY:
         return "SELECT"
     if table == STREAM_TABLE:
-        return "SELECT, INSERT, UPDATE (version, updated_at)"
+        return "SELECT, INSERT, UPDATE (version, updated_at, first_occurred_at, last_occurred_at)"
     return STATE_PRIVILEGES
 
 

@@ -21,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from django.db import DatabaseError, connection, transaction
 
@@ -277,13 +277,66 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+class EventsMissing(Exception):
+    """A stream's versions are not all in the database nor in the archive: its history cannot be told whole."""
+
+
+class ArchiveReader(Protocol):
+    """What the archive (an app above the kernel) tells the event store about archived events."""
+
+    def stream_rows(self, stream_id: uuid.UUID, versions: set[int]) -> list[tuple]:
+        """The archived rows (in _SELECT's column order) of these versions of the stream."""
+
+    def rows_after(self, after: Checkpoint, limit: int) -> list[tuple]:
+        """The first `limit` archived rows after a checkpoint, in (transaction id, position) order."""
+
+
+_archive: ArchiveReader | None = None
+
+
+def archive_reader_set(reader: ArchiveReader | None) -> None:
+    global _archive  # noqa: PLW0603 - one reader per process, set by the archive app
+    _archive = reader
+
+
+# Only the partitions between the stream's first and last occurred_at (kept by fintech_event_advance_stream)
+# are read; the stream's version comes in the same snapshot, so a missing version is seen, never skipped.
+_LOAD = (
+    "SELECT event_id, aggregate_id, aggregate_type, event_type, event_version, event_data, metadata, version, "
+    "occurred_at, created_at, transaction_id::text::bigint, position, "
+    "(SELECT version FROM fintech_stream WHERE stream_id = %s) AS stream_head FROM fintech_event "
+    "WHERE aggregate_id = %s AND version > %s "
+    "AND occurred_at >= coalesce((SELECT first_occurred_at FROM fintech_stream WHERE stream_id = %s), '-infinity') "
+    "AND occurred_at <= coalesce((SELECT last_occurred_at FROM fintech_stream WHERE stream_id = %s), 'infinity') "
+    "ORDER BY version"
+)
+
+
 def load(stream_id: uuid.UUID, *, after_version: int = 0) -> list[RecordedEvent]:
-    """The events of one stream in version order (empty for an unknown stream)."""
+    """The events of one stream in version order (empty for an unknown stream), archived ones included: a
+    version missing from the database is read from the archive, and a version found in neither raises
+    EventsMissing rather than tell part of the story."""
     with raw_cursor() as cursor:
-        cursor.execute(
-            f"{_SELECT} WHERE aggregate_id = %s AND version > %s ORDER BY version", [stream_id, after_version]
-        )
-        return [_decode_row(row) for row in cursor.fetchall()]
+        cursor.execute(_LOAD, [stream_id, stream_id, after_version, stream_id, stream_id])
+        rows = cursor.fetchall()
+        if rows:
+            head = rows[-1][12]
+        else:
+            cursor.execute("SELECT version FROM fintech_stream WHERE stream_id = %s", [stream_id])
+            found = cursor.fetchone()
+            head = found[0] if found else 0
+    rows = [row[:12] for row in rows]
+    expected = range(after_version + 1, head + 1)
+    if len(rows) != len(expected):
+        have = {row[7] for row in rows}
+        missing = {version for version in expected if version not in have}
+        if _archive is not None:
+            rows = sorted(rows + _archive.stream_rows(stream_id, missing), key=lambda row: row[7])
+        if [row[7] for row in rows] != list(expected):
+            raise EventsMissing(
+                f"stream {stream_id}: versions {sorted(missing)} are in neither the database nor the archive"
+            )
+    return [_decode_row(row) for row in rows]
 
 
 def stream_version(stream_id: uuid.UUID) -> int | None:
@@ -338,6 +391,11 @@ def read_batch(
             [after.transaction_id, after.position, horizon, limit],
         )
         rows = cursor.fetchall()
+    if _archive is not None:
+        # Archived months hold events of every age: merged in, the first `limit` of both are the next ones.
+        archived = _archive.rows_after(after, limit)
+        if archived:
+            rows = sorted(rows + archived, key=lambda row: (row[10], row[11]))[:limit]
     events: list[RecordedEvent] = []
     previous = after
     for row in rows:

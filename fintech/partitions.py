@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -44,8 +46,9 @@ def existing_partitions() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def partition_create(*, first: dt.date) -> bool:
-    """Create the partition of the month starting on `first`; False when it already exists."""
+def partition_create(*, first: dt.date, fill: Callable[[Any, str], None] | None = None) -> bool:
+    """Create the partition of the month starting on `first`; False when it already exists. `fill(cursor,
+    table)` writes rows into the new table before it is attached, in the same transaction (a restore)."""
     name = partition_name(first)
     lower, upper = f"{first.isoformat()} 00:00:00+00", f"{next_month(first).isoformat()} 00:00:00+00"
     with transaction.atomic(), connection.cursor() as cursor:
@@ -57,6 +60,8 @@ def partition_create(*, first: dt.date) -> bool:
         cursor.execute(f"SELECT count(*) FROM {DEFAULT} WHERE occurred_at >= %s AND occurred_at < %s", [lower, upper])
         stranded = cursor.fetchone()[0]
         cursor.execute(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        if fill is not None:
+            fill(cursor, name)
         if stranded:
             # A maintenance move inside one transaction: the rows leave the default partition only as they
             # arrive in their month's. Disabling the guard needs table ownership, not just write access.

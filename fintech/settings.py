@@ -172,6 +172,7 @@ INSTALLED_APPS = [
     "payments",
     "vault",
     "projections",
+    "archive",
     "console",
     "project",
 ]
@@ -257,6 +258,13 @@ STAFF_LOCKOUT_CONTACT = env("STAFF_LOCKOUT_CONTACT", "a superuser (manage.py axe
 # Staff sessions end after this many idle minutes: the cookie's age, renewed by every request of a logged-in user
 # (fintech.middleware.SessionRenewMiddleware: sliding expiry).
 SESSION_COOKIE_AGE = 60 * int(env("STAFF_SESSION_IDLE_MINUTES", "30"))
+# The archive store (archive.store): S3-compatible object storage for `s3://bucket/prefix`, a directory for
+# `file:///path`, else FINTECH_ARCHIVE_DIR.
+FINTECH_ARCHIVE_URL = env("FINTECH_ARCHIVE_URL", "")
+FINTECH_ARCHIVE_DIR = env("FINTECH_ARCHIVE_DIR", str(BASE_DIR / ".data" / "archive"))
+# Payment events stay in PostgreSQL this many whole months (the current one included) before archive_events
+# moves them to the archive (the seed's "database: last 3 months").
+ARCHIVE_EVENTS_HOT_MONTHS = int(env("ARCHIVE_EVENTS_HOT_MONTHS", "3"))
 # A console operation (replay, rebuild cache, reconcile) that wrote no progress for this long was cut off: a new
 # one of the same may start (console.services).
 CONSOLE_OPERATION_STALE_SECONDS = int(env("CONSOLE_OPERATION_STALE_SECONDS", "900"))

@@ -298,3 +298,14 @@ def payment_view_get(*, payment_id: uuid.UUID) -> dict | None:
     """One payment's read-model document, whoever its merchant; None when the projection has not seen it."""
     row = PaymentView.objects.filter(payment_id=payment_id).first()
     return payment_document(row) if row else None
+
+
+def projection_checkpoints() -> dict[str, eventstore.Checkpoint]:
+    """Where each registered projection stands in the log (the start for one that never ran)."""
+    states = {
+        name: eventstore.Checkpoint(tx, pos)
+        for name, tx, pos in ProjectionState.objects.values_list(
+            "name", "checkpoint_transaction", "checkpoint_position"
+        )
+    }
+    return {name: states.get(name, eventstore.Checkpoint()) for name in engine.projections()}

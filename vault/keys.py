@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Protocol
 
 import tink
-from tink import aead, prf, secret_key_access
+from tink import aead, prf, secret_key_access, streaming_aead
 from tink.proto import tink_pb2
 
 aead.register()
 prf.register()
+streaming_aead.register()
 
 logger = logging.getLogger(__name__)
 
@@ -352,6 +353,19 @@ def dek_unwrap_bytes(provider: KeyProvider, wrapped: bytes, *, context: bytes) -
         raise VaultKeyError(
             "the data key cannot be unwrapped (wrong record, tampered, or its KEK was retired)"
         ) from None
+
+
+def streaming_dek_new(provider: KeyProvider, *, context: bytes) -> tuple[streaming_aead.StreamingAead, bytes, int]:
+    """A fresh streaming data key for one archive object (AES256-GCM-HKDF, 1 MB segments): its primitive, its
+    keyset wrapped by the KEK under `context`, and the id of the KEK key that wrapped it."""
+    handle = tink.new_keyset_handle(streaming_aead.streaming_aead_key_templates.AES256_GCM_HKDF_1MB)
+    wrapped = dek_wrap(provider, tink.proto_keyset_format.serialize(handle, _TOKEN), context=context)
+    return handle.primitive(streaming_aead.StreamingAead), wrapped, key_id_of(wrapped)
+
+
+def streaming_dek_unwrap(provider: KeyProvider, wrapped: bytes, *, context: bytes) -> streaming_aead.StreamingAead:
+    keyset = dek_unwrap_bytes(provider, wrapped, context=context)
+    return tink.proto_keyset_format.parse(keyset, _TOKEN).primitive(streaming_aead.StreamingAead)
 
 
 def _primitive(keyset_bytes: bytes) -> aead.Aead:

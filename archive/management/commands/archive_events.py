@@ -1,0 +1,58 @@
+import datetime as dt
+import getpass
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from archive import events
+from fintech.partitions import month_start
+
+
+def month_arg(text: str) -> dt.date:
+    try:
+        return dt.datetime.strptime(text, "%Y-%m").replace(tzinfo=dt.UTC).date()
+    except ValueError:
+        raise CommandError(f"a month is YYYY-MM, not {text!r}") from None
+
+
+def hot_boundary(today: dt.date) -> dt.date:
+    """The first month that stays hot: the current one and the months before it, ARCHIVE_EVENTS_HOT_MONTHS in
+    all."""
+    first = month_start(today)
+    for _ in range(settings.ARCHIVE_EVENTS_HOT_MONTHS - 1):
+        first = month_start(first - dt.timedelta(days=1))
+    return first
+
+
+class Command(BaseCommand):
+    help = (
+        "Archive every whole month of events before --before (never one of the hot months): export to Parquet, "
+        "seal with the vault's keys, write to the archive store, read back and verify row by row, then detach "
+        "and drop the partition in one transaction. An interrupted run resumes where it stopped."
+    )
+
+    def add_arguments(self, parser):
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument("--before", type=month_arg, help="YYYY-MM: archive the months before this one")
+        which.add_argument("--month", type=month_arg, help="YYYY-MM: archive this month only")
+
+    def handle(self, *args, before, month, **options):
+        boundary = hot_boundary(dt.datetime.now(dt.UTC).date())
+        if month is not None:
+            if month >= boundary:
+                raise CommandError(f"{month:%Y-%m} is one of the hot months (from {boundary:%Y-%m} on)")
+            months = [month]
+        else:
+            months = events.months_before(min(before or boundary, boundary))
+        actor = f"archive_events ({getpass.getuser()})"
+        failed = 0
+        for first in months:
+            try:
+                result = events.events_month_archive(first=first, actor=actor)
+            except (events.ArchiveRefused, events.ArchiveCorrupt) as error:
+                failed += 1
+                self.stderr.write(f"{first:%Y-%m}: {error}")
+                continue
+            self.stdout.write(f"{first:%Y-%m}: {result.outcome}, {result.rows} events")
+        if failed:
+            raise CommandError(f"{failed} month(s) not archived; their partitions are untouched")

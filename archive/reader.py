@@ -1,0 +1,98 @@
+"""Archived events read back for the event store (fintech.eventstore.ArchiveReader): a stream's versions that
+live in archived months, and the log's archived rows after a checkpoint (a projection replay). Objects are
+verified against their manifests when first read and kept decoded for a while: an archived month never
+changes."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fintech.db import raw_cursor
+from fintech.eventstore import Checkpoint
+
+_OBJECTS = (
+    "SELECT id FROM archive_object WHERE kind = 'events' AND state = 'archived' "
+    "AND (last_transaction, last_position) > (%s, %s) ORDER BY first_transaction, first_position"
+)
+_STREAM_OBJECTS = (
+    "SELECT o.id FROM archive_object o, fintech_stream s WHERE s.stream_id = %s "
+    "AND o.kind = 'events' AND o.state = 'archived' "
+    "AND o.period_end > s.first_occurred_at AND o.period_start <= s.last_occurred_at ORDER BY o.period_start"
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _table(object_id: int) -> pa.Table:
+    from archive.events import object_table
+    from archive.models import ArchiveObject
+
+    return object_table(ArchiveObject.objects.get(id=object_id))
+
+
+def _rows(table: pa.Table) -> list[tuple]:
+    columns = table.to_pydict()
+    return [
+        (
+            uuid.UUID(event_id),
+            uuid.UUID(aggregate_id),
+            aggregate_type,
+            event_type,
+            event_version,
+            event_data,
+            metadata,
+            version,
+            occurred_at,
+            created_at,
+            transaction_id,
+            position,
+        )
+        for (
+            event_id,
+            aggregate_id,
+            aggregate_type,
+            event_type,
+            event_version,
+            event_data,
+            metadata,
+            version,
+            occurred_at,
+            created_at,
+            transaction_id,
+            position,
+        ) in zip(*columns.values(), strict=True)
+    ]
+
+
+def _ids(sql: str, params: list) -> list[int]:
+    with raw_cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+class ArchivedEvents:
+    def stream_rows(self, stream_id: uuid.UUID, versions: set[int]) -> list[tuple]:
+        rows: list[tuple] = []
+        wanted = pa.array(sorted(versions), pa.int32())
+        for object_id in _ids(_STREAM_OBJECTS, [stream_id]):
+            table = _table(object_id)
+            mask = pc.and_(
+                pc.equal(table.column("aggregate_id"), str(stream_id)), pc.is_in(table.column("version"), wanted)
+            )
+            rows += _rows(table.filter(mask))
+        return rows
+
+    def rows_after(self, after: Checkpoint, limit: int) -> list[tuple]:
+        rows: list[tuple] = []
+        for object_id in _ids(_OBJECTS, [after.transaction_id, after.position]):
+            table = _table(object_id)
+            tx, pos = table.column("transaction_id"), table.column("position")
+            later = pc.or_(
+                pc.greater(tx, after.transaction_id),
+                pc.and_(pc.equal(tx, after.transaction_id), pc.greater(pos, after.position)),
+            )
+            rows += _rows(table.filter(later).slice(0, limit))
+        return sorted(rows, key=lambda row: (row[10], row[11]))[:limit]
