@@ -29,6 +29,10 @@ class ArchiveStore(Protocol):
 
     def keys(self, prefix: str = "") -> list[str]: ...
 
+    def move(self, key: str, new_key: str) -> None:
+        """Put the object under `new_key` (its tier is the key's first part: `cold/...` goes to the cold storage
+        class), then remove `key`."""
+
     def describe(self) -> str: ...
 
 
@@ -71,6 +75,13 @@ class LocalStore:
             return []
         found = (str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file())
         return sorted(k for k in found if k.startswith(prefix) and not Path(k).name.startswith("."))
+
+    def move(self, key: str, new_key: str) -> None:
+        source, target = self._path(key), self._path(new_key)
+        if not source.is_file():
+            raise ArchiveStoreError(f"archive object {key} is missing from {self.describe()}")
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.replace(source, target)
 
     def describe(self) -> str:
         return str(self.root)
