@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from django.db import transaction
@@ -51,10 +52,21 @@ SCHEMA = pa.schema(
         ("position", pa.int64()),
     ]
 )
+ANALYTICS_SCHEMA = pa.schema(
+    [
+        ("merchant_id", pa.string()),
+        ("day", pa.date32()),
+        ("currency", pa.string()),
+        ("captured_count", pa.int64()),
+        ("captured_amount", pa.int64()),
+        ("refunded_count", pa.int64()),
+        ("refunded_amount", pa.int64()),
+    ]
+)
+SCHEMAS = {ArchiveObject.EVENTS: SCHEMA, ArchiveObject.ANALYTICS: ANALYTICS_SCHEMA}
 _EXPORT = (
     "SELECT event_id, aggregate_id, aggregate_type, event_type, event_version, event_data::text, metadata::text, "
-    "version, occurred_at, created_at, transaction_id::text::bigint, position FROM {table} "
-    "ORDER BY transaction_id, position"
+    "version, occurred_at, created_at, transaction_id::text::bigint, position FROM {table}"
 )
 _RESTORE_COLUMNS = (
     "event_id, aggregate_id, aggregate_type, event_type, event_version, event_data, metadata, version, "
@@ -77,8 +89,8 @@ class MonthResult:
     rows: int
 
 
-def month_key(first: dt.date) -> str:
-    return f"warm/events/{first:%Y-%m}/{uuid.uuid4().hex}.parquet.enc"
+def month_key(first: dt.date, kind: str = ArchiveObject.EVENTS) -> str:
+    return f"warm/{kind}/{first:%Y-%m}/{uuid.uuid4().hex}.parquet.enc"
 
 
 def partition_exists(name: str) -> bool:
@@ -96,7 +108,7 @@ def export_table(name: str) -> pa.Table:
     buffer.seek(0)
     if not buffer.getbuffer().nbytes:
         return SCHEMA.empty_table()
-    return pa_csv.read_csv(
+    table = pa_csv.read_csv(
         buffer,
         read_options=pa_csv.ReadOptions(column_names=SCHEMA.names),
         convert_options=pa_csv.ConvertOptions(
@@ -105,11 +117,27 @@ def export_table(name: str) -> pa.Table:
             quoted_strings_can_be_null=False,
         ),
     ).cast(SCHEMA)
+    # Sorted here rather than by the server, and only when the rows are not already in log order (a month
+    # written by one writer at a time is).
+    if _in_log_order(table):
+        return table
+    return table.sort_by([("transaction_id", "ascending"), ("position", "ascending")])
+
+
+def _in_log_order(table: pa.Table) -> bool:
+    count = table.num_rows
+    if count < 2:
+        return True
+    tx, pos = table.column("transaction_id"), table.column("position")
+    tx_next, tx_prev = tx.slice(1), tx.slice(0, count - 1)
+    pos_next, pos_prev = pos.slice(1), pos.slice(0, count - 1)
+    ordered = pc.or_(pc.greater(tx_next, tx_prev), pc.and_(pc.equal(tx_next, tx_prev), pc.greater(pos_next, pos_prev)))
+    return pc.all(ordered).as_py()
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd", row_group_size=128 * 1024)
+    pq.write_table(table, sink, compression="zstd", compression_level=1, row_group_size=128 * 1024)
     return sink.getvalue()
 
 
@@ -128,7 +156,7 @@ def object_table(obj: ArchiveObject, *, data: bytes | None = None) -> pa.Table:
     if hashlib.sha256(plaintext).hexdigest() != obj.sha256_plaintext:
         raise ArchiveCorrupt(f"{obj.key}: the plaintext is not the one its manifest describes (SHA-256)")
     table = pq.read_table(io.BytesIO(plaintext))
-    if table.num_rows != obj.row_count or table.schema != SCHEMA:
+    if table.num_rows != obj.row_count or table.schema != SCHEMAS[obj.kind]:
         raise ArchiveCorrupt(f"{obj.key}: {table.num_rows} rows of another schema, the manifest says {obj.row_count}")
     return table
 
@@ -178,13 +206,16 @@ def _projections_past(name: str) -> None:
         raise ArchiveRefused(f"{name}: projections {', '.join(behind)} have not applied all its events yet")
 
 
-def _write(first: dt.date, name: str, actor: str, existing: ArchiveObject | None) -> tuple[ArchiveObject, pa.Table]:
-    table = export_table(name)
-    context_obj = ArchiveObject(kind=ArchiveObject.EVENTS, period_start=first, schema_version=SCHEMA_VERSION)
+def _write(
+    first: dt.date, table: pa.Table, actor: str, existing: ArchiveObject | None, *, kind: str = ArchiveObject.EVENTS
+) -> ArchiveObject:
+    """Seal a month's rows into a new object of `kind`, record its manifest (a new row, or the existing written
+    one, whose old object is then removed) and write the manifest beside it."""
+    context_obj = ArchiveObject(kind=kind, period_start=first, schema_version=SCHEMA_VERSION)
     sealed = seal(parquet_bytes(table), context=context_obj.context)
-    key = month_key(first)
+    key = month_key(first, kind)
     archive_store().put(key, sealed.ciphertext)
-    (first_tx, first_pos), (last_tx, last_pos) = _edges(table)
+    (first_tx, first_pos), (last_tx, last_pos) = _edges(table) if kind == ArchiveObject.EVENTS else ((None,) * 2,) * 2
     fields = {
         "period_end": partitions.next_month(first),
         "tier": ArchiveObject.WARM,
@@ -203,14 +234,14 @@ def _write(first: dt.date, name: str, actor: str, existing: ArchiveObject | None
         "written_by": actor[:150],
     }
     if existing is None:
-        obj = ArchiveObject.objects.create(kind=ArchiveObject.EVENTS, period_start=first, **fields)
+        obj = ArchiveObject.objects.create(kind=kind, period_start=first, **fields)
     else:
         stale = existing.key
         ArchiveObject.objects.filter(id=existing.id).update(**fields)
         obj = ArchiveObject.objects.get(id=existing.id)
         archive_store().delete(stale)
     archive_store().put(f"{key}.manifest.json", _manifest_json(obj))
-    return obj, table
+    return obj
 
 
 def _manifest_json(obj: ArchiveObject) -> bytes:
@@ -242,7 +273,7 @@ def events_month_archive(*, first: dt.date, actor: str) -> MonthResult:
         _projections_past(name)
         partition = export_table(name)
         if live is None or not _matches(live, partition):
-            live, _ = _write(first, name, actor, live)
+            live = _write(first, partition, actor, live)
             if not _matches(live, partition):
                 raise ArchiveCorrupt(f"{live.key}: read back, it differs from {name}")
         _detach_and_drop(live, name)
@@ -302,8 +333,7 @@ def events_month_restore(*, first: dt.date, actor: str) -> MonthResult:
         sql = f"COPY {name} ({_RESTORE_COLUMNS}) FROM STDIN (FORMAT csv)"
         with cursor.copy(sql) as copy:
             copy.write(csv_data.getvalue())
-        cursor.execute(f"SELECT count(*) FROM {name}")
-        if cursor.fetchone()[0] != obj.row_count:
+        if cursor.rowcount != obj.row_count:
             raise ArchiveCorrupt(f"{name}: the restored rows are not the {obj.row_count} of the manifest")
 
     with transaction.atomic(), _exclusive("events"):

@@ -7,7 +7,8 @@ class ArchiveObject(models.Model):
     written, and how far its life has gone (written → archived → restored or purged)."""
 
     EVENTS = "events"
-    KINDS = [(EVENTS, "payment events (the event store)")]
+    ANALYTICS = "analytics"
+    KINDS = [(EVENTS, "payment events (the event store)"), (ANALYTICS, "merchant daily summaries")]
     WRITTEN, ARCHIVED, RESTORED, PURGED = "written", "archived", "restored", "purged"
     STATES = [(s, s) for s in (WRITTEN, ARCHIVED, RESTORED, PURGED)]
     WARM, COLD = "warm", "cold"

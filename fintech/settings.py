@@ -265,6 +265,9 @@ FINTECH_ARCHIVE_DIR = env("FINTECH_ARCHIVE_DIR", str(BASE_DIR / ".data" / "archi
 # Payment events stay in PostgreSQL this many whole months (the current one included) before archive_events
 # moves them to the archive (the seed's "database: last 3 months").
 ARCHIVE_EVENTS_HOT_MONTHS = int(env("ARCHIVE_EVENTS_HOT_MONTHS", "3"))
+# Merchant daily summaries stay in the read table this many whole months before archive_analytics moves them to
+# Parquet in the archive (the seed's "warehouse: last 6 months").
+ARCHIVE_ANALYTICS_HOT_MONTHS = int(env("ARCHIVE_ANALYTICS_HOT_MONTHS", "6"))
 # A console operation (replay, rebuild cache, reconcile) that wrote no progress for this long was cut off: a new
 # one of the same may start (console.services).
 CONSOLE_OPERATION_STALE_SECONDS = int(env("CONSOLE_OPERATION_STALE_SECONDS", "900"))

@@ -206,7 +206,7 @@ def test_an_interrupted_month_resumes_with_its_written_object(old_month, pay_in)
     project_all()
     name = partitions.partition_name(first)
     # given a run cut off after writing its object (the object and its record exist, the partition too)
-    obj, _ = archive_events._write(first, name, "cut-off run", None)
+    obj = archive_events._write(first, archive_events.export_table(name), "cut-off run", None)
     assert ArchiveObject.objects.get(id=obj.id).state == "written"
     # when archive_events runs again
     assert _archive(first).startswith(f"{_month_text(first)}: archived")

@@ -22,6 +22,7 @@ WARM_PAYMENTS = 5  # psycopg's prepare_threshold
 VAULT_SECONDS = 2.0  # at most, per vault measurement
 READ_SECONDS = 1.0  # at most, per read-side measurement
 PROJECTION_EVENTS = 100_000
+ARCHIVE_EVENTS = 100_000
 
 
 def out(line: str = "") -> None:
@@ -68,6 +69,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     sections.add_argument(
         "--ledger-only", action="store_true", help="only the ledger section (no payments, no vault, no read side)"
+    )
+    sections.add_argument("--archive-only", action="store_true", help="only the archive section")
+    parser.add_argument("--skip-archive", action="store_true", help="leave out the archive section")
+    parser.add_argument(
+        "--archive-events",
+        type=int,
+        default=ARCHIVE_EVENTS,
+        help=f"events in the archived month (default {ARCHIVE_EVENTS:,})",
     )
     parser.add_argument("--skip-ledger", action="store_true", help="leave out the ledger section")
     parser.add_argument(
@@ -183,9 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     out(f"{mode}, {args.rounds} interleaved rounds, {args.warmup} warm-up payments per client, spawned processes")
 
-    if not (args.projections_only or args.ledger_only):
+    only_archive = args.archive_only
+    if not (args.projections_only or args.ledger_only or only_archive):
         run_commands_and_vault(args, bench)
-    if not (args.skip_projections or args.ledger_only):
+    if not (args.skip_projections or args.ledger_only or only_archive):
         from tests.bench import projections  # on the bench database, in this process
 
         projections.run(
@@ -196,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             out=out,
         )
     transfers = 0
-    if not (args.skip_ledger or args.projections_only):
+    if not (args.skip_ledger or args.projections_only or only_archive):
         transfers = ledger.run(
             url=bench.url,
             accounts=args.ledger_accounts,
@@ -207,8 +217,12 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             out=out,
         )
+    if not (args.skip_archive or args.projections_only or args.ledger_only):
+        from tests.bench import archive  # on the bench database, in this process
+
+        archive.run(url=bench.url, events=args.archive_events, rounds=args.rounds, out=out)
     out()
-    if not (args.projections_only or args.ledger_only):
+    if not (args.projections_only or args.ledger_only or only_archive):
         out("all payments verified (3 events, stream at version 3, one granted detokenisation audit row)")
     if transfers:
         out(
