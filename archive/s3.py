@@ -41,7 +41,7 @@ def _client(endpoint: str):
     session = boto3.session.Session()
     # An endpoint of our own (MinIO, moto) names its buckets by path; S3-compatible servers default to us-east-1.
     config = botocore.config.Config(
-        retries=_RETRIES,  # type: ignore[arg-type]
+        retries=_RETRIES,
         connect_timeout=10,
         read_timeout=120,
         s3={"addressing_style": "path"} if endpoint else None,
