@@ -262,6 +262,15 @@ SESSION_COOKIE_AGE = 60 * int(env("STAFF_SESSION_IDLE_MINUTES", "30"))
 # `file:///path`, else FINTECH_ARCHIVE_DIR.
 FINTECH_ARCHIVE_URL = env("FINTECH_ARCHIVE_URL", "")
 FINTECH_ARCHIVE_DIR = env("FINTECH_ARCHIVE_DIR", str(BASE_DIR / ".data" / "archive"))
+# For s3://: the endpoint of an S3-compatible server (MinIO, Ceph, moto: http://host:9000); empty for AWS's own.
+# Credentials and region come from boto3's standard chain (AWS_ACCESS_KEY_ID..., AWS_PROFILE, an instance role),
+# never from here.
+FINTECH_ARCHIVE_S3_ENDPOINT = env("FINTECH_ARCHIVE_S3_ENDPOINT", "")
+# The storage class of each tier (archive.s3): warm/ keys in STANDARD_IA; cold/ keys in GLACIER_IR, Glacier
+# *Instant Retrieval*, because archived events are read in place (a refund, a replay, verify_archives) and
+# GLACIER / DEEP_ARCHIVE objects need a restore request of hours before any read (the store refuses them).
+FINTECH_ARCHIVE_WARM_STORAGE_CLASS = env("FINTECH_ARCHIVE_WARM_STORAGE_CLASS", "STANDARD_IA")
+FINTECH_ARCHIVE_COLD_STORAGE_CLASS = env("FINTECH_ARCHIVE_COLD_STORAGE_CLASS", "GLACIER_IR")
 # Payment events stay in PostgreSQL this many whole months (the current one included) before archive_events
 # moves them to the archive (the seed's "database: last 3 months").
 ARCHIVE_EVENTS_HOT_MONTHS = int(env("ARCHIVE_EVENTS_HOT_MONTHS", "3"))

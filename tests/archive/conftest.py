@@ -41,7 +41,15 @@ def archive_dir(settings, tmp_path):
 
 
 @pytest.fixture
-def old_month(transactional_db, archive_dir, monkeypatch) -> Iterator[Callable[..., object]]:
+def archive_location(archive_dir):
+    """Where old_month's months are archived: the test's own directory. A module overrides it to archive
+    elsewhere (test_s3_store: a bucket on an S3 server of its own); it is set up before old_month and torn down
+    after it, so old_month's teardown restores from there."""
+    return archive_dir
+
+
+@pytest.fixture
+def old_month(transactional_db, archive_location, monkeypatch) -> Iterator[Callable[..., object]]:
     """`old_month(n)`: the first day of the month n months back, with its partition, and `pay(first)` making a
     captured payment there through the services (their clock set to that month). Whatever the test archived is
     restored after it: the partition outlives the test, its archive record does not."""
