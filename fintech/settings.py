@@ -139,6 +139,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.settlement_run_task",
         "schedule": float(env("LEDGER_SETTLEMENT_SECONDS", "3600")),
     },
+    # Each ended day's balances of every ledger account (ledger.snapshots), taken once.
+    "ledger-balance-snapshots": {
+        "task": "ledger.tasks.balance_snapshots_task",
+        "schedule": float(env("LEDGER_SNAPSHOT_SECONDS", "3600")),
+    },
     # Authorization attempts whose answer nobody recorded (a lost answer, a crash) are settled with the acquirer.
     "payments-attempts-recover": {
         "task": "payments.tasks.authorizations_recover_task",

@@ -244,3 +244,40 @@ class ReconciliationRun(models.Model):
 
     def __str__(self) -> str:
         return f"reconciliation {self.ran_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'differences'}"
+
+
+class BalanceSnapshot(models.Model):
+    """Each account's balances as they stood at the end of a day (UTC), kept forever: the database holds the
+    last year, older years are archived (archive_snapshots); the latest balance itself is Redis's (the balance
+    read model)."""
+
+    id = models.BigAutoField(primary_key=True)
+    account_id = models.UUIDField()
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    available = models.BigIntegerField()
+    pending = models.BigIntegerField()
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "ledger_balance_snapshot"
+        constraints = [models.UniqueConstraint(fields=["account_id", "day"], name="ledger_balance_snapshot_key")]
+        indexes = [models.Index(fields=["day"], name="ledger_balance_snapshot_day")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} at the end of {self.day}"
+
+
+class SnapshotDay(models.Model):
+    """A day whose balance snapshots were taken (with them, in one transaction): taken once, even a day on which
+    no account existed."""
+
+    day = models.DateField(primary_key=True)
+    accounts = models.PositiveIntegerField()
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "ledger_snapshot_day"
+
+    def __str__(self) -> str:
+        return f"snapshots of {self.day}"

@@ -2,6 +2,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from ledger.settlement import settlement_run
+from ledger.snapshots import balance_snapshots_catch_up
 
 
 # Registered under the name it had in the accounts app, which the beat schedule sends: a message queued before a
@@ -10,3 +11,9 @@ from ledger.settlement import settlement_run
 def settlement_run_task() -> None:
     """Celery beat: settle what is due by today (UTC); once a day's batch exists, reruns change nothing."""
     settlement_run(settlement_date=timezone.now().date(), actor="system:settlement")
+
+
+@shared_task(ignore_result=True)
+def balance_snapshots_task() -> None:
+    """Celery beat, hourly: snapshot every ended day of the last week that has none yet."""
+    balance_snapshots_catch_up()
