@@ -17,9 +17,11 @@ import pyarrow.csv as pa_csv
 from django.db import transaction
 from django.utils import timezone
 
+import archive.audit  # noqa: F401 - the audit logs' schemas
 from archive.events import (
     ANALYTICS_SCHEMA,
     SCHEMA,
+    SCHEMAS,
     ArchiveCorrupt,
     ArchiveRefused,
     MonthResult,
@@ -92,13 +94,19 @@ def analytics_months_before(before: dt.date) -> list[dt.date]:
 
 
 # The archive's kinds as DuckDB sees them.
-VIEWS = {"events": (ArchiveObject.EVENTS, SCHEMA), "merchant_daily": (ArchiveObject.ANALYTICS, ANALYTICS_SCHEMA)}
+VIEWS = {
+    "events": (ArchiveObject.EVENTS, SCHEMA),
+    "merchant_daily": (ArchiveObject.ANALYTICS, ANALYTICS_SCHEMA),
+    "staff_audit": (ArchiveObject.STAFF_AUDIT, SCHEMAS[ArchiveObject.STAFF_AUDIT]),
+    "detokenization_audit": (ArchiveObject.DETOKENIZATION_AUDIT, SCHEMAS[ArchiveObject.DETOKENIZATION_AUDIT]),
+}
 
 
 def archive_query(sql: str) -> tuple[list[str], list[tuple]]:
     """Run a query over every archived object (each verified against its manifest, decrypted in memory, never
-    written out) with DuckDB: the views `events` and `merchant_daily`. DuckDB reaches no file or network
-    (enable_external_access off), so a query reads the archive and nothing else."""
+    written out) with DuckDB: the views `events`, `merchant_daily`, `staff_audit` and `detokenization_audit`.
+    DuckDB reaches no file or network (enable_external_access off), so a query reads the archive and nothing
+    else."""
     connection = duckdb.connect(":memory:")
     try:
         for view, (kind, schema) in VIEWS.items():

@@ -10,6 +10,7 @@ class ArchiveConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        import archive.audit  # noqa: F401 - registers the audit logs' schemas for reading objects back
         from archive.reader import ArchivedEvents
         from fintech import eventstore
 

@@ -8,7 +8,14 @@ class ArchiveObject(models.Model):
 
     EVENTS = "events"
     ANALYTICS = "analytics"
-    KINDS = [(EVENTS, "payment events (the event store)"), (ANALYTICS, "merchant daily summaries")]
+    STAFF_AUDIT = "staff_audit"
+    DETOKENIZATION_AUDIT = "detokenization_audit"
+    KINDS = [
+        (EVENTS, "payment events (the event store)"),
+        (ANALYTICS, "merchant daily summaries"),
+        (STAFF_AUDIT, "staff audit trail"),
+        (DETOKENIZATION_AUDIT, "detokenisation audit"),
+    ]
     WRITTEN, ARCHIVED, RESTORED, PURGED = "written", "archived", "restored", "purged"
     STATES = [(s, s) for s in (WRITTEN, ARCHIVED, RESTORED, PURGED)]
     WARM, COLD = "warm", "cold"

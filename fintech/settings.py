@@ -282,6 +282,9 @@ ARCHIVE_EVENTS_HOT_MONTHS = int(env("ARCHIVE_EVENTS_HOT_MONTHS", "3"))
 # Merchant daily summaries stay in the read table this many whole months before archive_analytics moves them to
 # Parquet in the archive (the seed's "warehouse: last 6 months").
 ARCHIVE_ANALYTICS_HOT_MONTHS = int(env("ARCHIVE_ANALYTICS_HOT_MONTHS", "6"))
+# Audit logs (the staff audit trail, the detokenisation audit) stay in the database this many days; whole months
+# that ended before are archived by archive_audit_logs.
+ARCHIVE_AUDIT_HOT_DAYS = int(env("ARCHIVE_AUDIT_HOT_DAYS", "30"))
 # A console operation (replay, rebuild cache, reconcile) that wrote no progress for this long was cut off: a new
 # one of the same may start (console.services).
 CONSOLE_OPERATION_STALE_SECONDS = int(env("CONSOLE_OPERATION_STALE_SECONDS", "900"))

@@ -7,7 +7,8 @@ from archive import analytics, events
 class Command(BaseCommand):
     help = (
         "Run an SQL query (DuckDB) over the archive without restoring anything: the views `events` (archived "
-        "payment events) and `merchant_daily` (archived merchant daily summaries). Every object is checked "
+        "payment events), `merchant_daily` (merchant daily summaries), `staff_audit` and `detokenization_audit`. "
+        "Every object is checked "
         "against its manifest and decrypted in memory; the query can reach no file and no network."
     )
 
