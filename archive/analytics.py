@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import archive.audit  # noqa: F401 - the audit logs' schemas
+import archive.snapshots  # noqa: F401 - the balance snapshots' schema
 from archive.events import (
     ANALYTICS_SCHEMA,
     SCHEMA,
@@ -99,12 +100,14 @@ VIEWS = {
     "merchant_daily": (ArchiveObject.ANALYTICS, ANALYTICS_SCHEMA),
     "staff_audit": (ArchiveObject.STAFF_AUDIT, SCHEMAS[ArchiveObject.STAFF_AUDIT]),
     "detokenization_audit": (ArchiveObject.DETOKENIZATION_AUDIT, SCHEMAS[ArchiveObject.DETOKENIZATION_AUDIT]),
+    "balance_snapshots": (ArchiveObject.BALANCE_SNAPSHOTS, SCHEMAS[ArchiveObject.BALANCE_SNAPSHOTS]),
 }
 
 
 def archive_query(sql: str) -> tuple[list[str], list[tuple]]:
     """Run a query over every archived object (each verified against its manifest, decrypted in memory, never
-    written out) with DuckDB: the views `events`, `merchant_daily`, `staff_audit` and `detokenization_audit`.
+    written out) with DuckDB: the views `events`, `merchant_daily`, `staff_audit`, `detokenization_audit` and
+    `balance_snapshots`.
     DuckDB reaches no file or network (enable_external_access off), so a query reads the archive and nothing
     else."""
     connection = duckdb.connect(":memory:")

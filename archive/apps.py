@@ -11,6 +11,7 @@ class ArchiveConfig(AppConfig):
 
     def ready(self) -> None:
         import archive.audit  # noqa: F401 - registers the audit logs' schemas for reading objects back
+        import archive.snapshots  # noqa: F401 - and the balance snapshots'
         from archive.reader import ArchivedEvents
         from fintech import eventstore
 

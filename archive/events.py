@@ -207,7 +207,13 @@ def _projections_past(name: str) -> None:
 
 
 def _write(
-    first: dt.date, table: pa.Table, actor: str, existing: ArchiveObject | None, *, kind: str = ArchiveObject.EVENTS
+    first: dt.date,
+    table: pa.Table,
+    actor: str,
+    existing: ArchiveObject | None,
+    *,
+    kind: str = ArchiveObject.EVENTS,
+    period_end: dt.date | None = None,
 ) -> ArchiveObject:
     """Seal a month's rows into a new object of `kind`, record its manifest (a new row, or the existing written
     one, whose old object is then removed) and write the manifest beside it."""
@@ -217,7 +223,7 @@ def _write(
     archive_store().put(key, sealed.ciphertext)
     (first_tx, first_pos), (last_tx, last_pos) = _edges(table) if kind == ArchiveObject.EVENTS else ((None,) * 2,) * 2
     fields = {
-        "period_end": partitions.next_month(first),
+        "period_end": period_end or partitions.next_month(first),
         "tier": ArchiveObject.WARM,
         "key": key,
         "schema_version": SCHEMA_VERSION,

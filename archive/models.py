@@ -10,11 +10,13 @@ class ArchiveObject(models.Model):
     ANALYTICS = "analytics"
     STAFF_AUDIT = "staff_audit"
     DETOKENIZATION_AUDIT = "detokenization_audit"
+    BALANCE_SNAPSHOTS = "balance_snapshots"
     KINDS = [
         (EVENTS, "payment events (the event store)"),
         (ANALYTICS, "merchant daily summaries"),
         (STAFF_AUDIT, "staff audit trail"),
         (DETOKENIZATION_AUDIT, "detokenisation audit"),
+        (BALANCE_SNAPSHOTS, "balance snapshots (a year each)"),
     ]
     WRITTEN, ARCHIVED, RESTORED, PURGED = "written", "archived", "restored", "purged"
     STATES = [(s, s) for s in (WRITTEN, ARCHIVED, RESTORED, PURGED)]

@@ -78,3 +78,33 @@ def test_recent_audit_logs_stay(archive_dir):
     this_month = dt.datetime.now(dt.UTC).date().replace(day=1)
     with pytest.raises(CommandError, match="not archived"):
         call_command("archive_audit_logs", f"--month={this_month:%Y-%m}", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_a_year_of_balance_snapshots_moves_to_the_archive(archive_dir):
+    # given snapshots of a year long past (written as the snapshot job writes them)
+    account = uuid.uuid4()
+    with connection.cursor() as cursor:
+        for day in (dt.date(2002, 1, 31), dt.date(2002, 12, 31)):
+            cursor.execute(
+                "INSERT INTO ledger_balance_snapshot (account_id, day, currency, available, pending, taken_at) "
+                "VALUES (%s, %s, 'JPY', 1000, 0, now())",
+                [account, day],
+            )
+    out = io.StringIO()
+    call_command("archive_snapshots", "--year=2002", stdout=out)
+    assert out.getvalue().startswith("2002: archived,")
+    assert _count("ledger_balance_snapshot", "account_id", str(account)) == 0
+    obj = ArchiveObject.objects.get(kind="balance_snapshots", period_start=dt.date(2002, 1, 1))
+    assert obj.period_end == dt.date(2003, 1, 1)
+    answer = io.StringIO()
+    call_command(
+        "query_archive",
+        f"SELECT count(*), sum(available) FROM balance_snapshots WHERE account_id = '{account}'",
+        stdout=answer,
+    )
+    assert answer.getvalue().splitlines()[1] == "2\t2000"
+    # the database's year stays
+    with pytest.raises(CommandError):
+        call_command(
+            "archive_snapshots", f"--year={dt.datetime.now(dt.UTC).year}", stdout=io.StringIO(), stderr=io.StringIO()
+        )
