@@ -262,9 +262,8 @@ SESSION_COOKIE_AGE = 60 * int(env("STAFF_SESSION_IDLE_MINUTES", "30"))
 # `file:///path`, else FINTECH_ARCHIVE_DIR.
 FINTECH_ARCHIVE_URL = env("FINTECH_ARCHIVE_URL", "")
 FINTECH_ARCHIVE_DIR = env("FINTECH_ARCHIVE_DIR", str(BASE_DIR / ".data" / "archive"))
-# Payment events stay in PostgreSQL this many whole months (the current one included) before archive_events
-# moves them to the archive (the seed's "database: last 3 months").
-ARCHIVE_EVENTS_HOT_MONTHS = int(env("ARCHIVE_EVENTS_HOT_MONTHS", "3"))
+# How long each kind of data stays hot, warm and cold is data, not settings: the archive_retention_policy table
+# (archive.retention; `manage.py retention_status`, `manage.py retention_set`).
 # A console operation (replay, rebuild cache, reconcile) that wrote no progress for this long was cut off: a new
 # one of the same may start (console.services).
 CONSOLE_OPERATION_STALE_SECONDS = int(env("CONSOLE_OPERATION_STALE_SECONDS", "900"))

@@ -1,0 +1,332 @@
+"""Retention as data: the policy table seeded from the seed's "Data lifecycle" table, its append-only history,
+and the append-only purge records. The app role gets SELECT and INSERT only on the two histories
+(fintech.db_roles.APPEND_ONLY); their triggers refuse UPDATE, DELETE and TRUNCATE to any role. The policy table's
+trigger lets a row be written only in a transaction that recorded a retention change for its kind (this
+migration's seed, or `manage.py retention_set`), and never deleted or truncated."""
+
+from django.db import migrations, models
+
+TABLE_SQL = """
+CREATE TABLE archive_retention_change (
+    id bigserial PRIMARY KEY,
+    changed_at timestamptz NOT NULL DEFAULT now(),
+    os_user varchar(150) NOT NULL,
+    by_name varchar(150) NOT NULL DEFAULT '',
+    kind varchar(32) NOT NULL,
+    before jsonb NULL,
+    after jsonb NOT NULL,
+    reason text NOT NULL CHECK (btrim(reason) <> ''),
+    transaction_id bigint NOT NULL DEFAULT txid_current()
+);
+CREATE INDEX archive_retention_change_kind ON archive_retention_change (kind, changed_at);
+CREATE INDEX archive_retention_change_tx ON archive_retention_change (transaction_id, kind);
+
+CREATE TABLE archive_retention_policy (
+    kind varchar(32) PRIMARY KEY,
+    hot_where varchar(200) NOT NULL,
+    hot varchar(32) NOT NULL,
+    warm_where varchar(200) NOT NULL DEFAULT '',
+    warm_until varchar(32) NULL,
+    cold_where varchar(200) NOT NULL DEFAULT '',
+    cold_until varchar(32) NULL,
+    keep varchar(32) NULL,
+    applied_by varchar(200) NOT NULL DEFAULT '',
+    description text NOT NULL,
+    changed_at timestamptz NOT NULL DEFAULT now(),
+    CHECK (hot ~ '^P([0-9]+Y)?([0-9]+M)?([0-9]+D)?(T([0-9]+H)?([0-9]+M)?)?$'),
+    CHECK (warm_until ~ '^P([0-9]+Y)?([0-9]+M)?([0-9]+D)?(T([0-9]+H)?([0-9]+M)?)?$'),
+    CHECK (cold_until ~ '^P([0-9]+Y)?([0-9]+M)?([0-9]+D)?(T([0-9]+H)?([0-9]+M)?)?$'),
+    CHECK (keep ~ '^P([0-9]+Y)?([0-9]+M)?([0-9]+D)?(T([0-9]+H)?([0-9]+M)?)?$')
+);
+
+CREATE TABLE archive_purge_record (
+    id bigserial PRIMARY KEY,
+    purged_at timestamptz NOT NULL DEFAULT now(),
+    purged_by varchar(150) NOT NULL,
+    archive_object_id bigint NOT NULL,
+    kind varchar(32) NOT NULL,
+    period_start date NOT NULL,
+    period_end date NOT NULL,
+    key varchar(300) NOT NULL,
+    row_count bigint NOT NULL,
+    sha256_plaintext varchar(64) NOT NULL,
+    sha256_object varchar(64) NOT NULL,
+    manifest jsonb NOT NULL,
+    policy jsonb NOT NULL
+);
+CREATE INDEX archive_purge_record_kind ON archive_purge_record (kind, period_start);
+
+CREATE FUNCTION archive_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only: % rejected', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER archive_retention_change_no_update_delete BEFORE UPDATE OR DELETE ON archive_retention_change
+    FOR EACH ROW EXECUTE FUNCTION archive_append_only();
+CREATE TRIGGER archive_retention_change_no_truncate BEFORE TRUNCATE ON archive_retention_change
+    FOR EACH STATEMENT EXECUTE FUNCTION archive_append_only();
+CREATE TRIGGER archive_purge_record_no_update_delete BEFORE UPDATE OR DELETE ON archive_purge_record
+    FOR EACH ROW EXECUTE FUNCTION archive_append_only();
+CREATE TRIGGER archive_purge_record_no_truncate BEFORE TRUNCATE ON archive_purge_record
+    FOR EACH STATEMENT EXECUTE FUNCTION archive_append_only();
+
+CREATE FUNCTION archive_retention_policy_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') AND EXISTS (
+        SELECT 1 FROM archive_retention_change
+        WHERE transaction_id = txid_current() AND kind = NEW.kind
+    ) THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'archive_retention_policy changes only with its change recorded (manage.py retention_set): % rejected', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER archive_retention_policy_guard BEFORE INSERT OR UPDATE OR DELETE ON archive_retention_policy
+    FOR EACH ROW EXECUTE FUNCTION archive_retention_policy_guard();
+CREATE TRIGGER archive_retention_policy_no_truncate BEFORE TRUNCATE ON archive_retention_policy
+    FOR EACH STATEMENT EXECUTE FUNCTION archive_retention_policy_guard();
+"""
+
+DROP_SQL = """
+DROP TABLE archive_retention_policy;
+DROP TABLE archive_retention_change;
+DROP TABLE archive_purge_record;
+DROP FUNCTION archive_retention_policy_guard();
+DROP FUNCTION archive_append_only();
+"""
+
+_EVENTS_JOB = "archive.tasks.lifecycle_apply_task (archive_events, move_archives, purge_archives)"
+_NOT_APPLIED = " Informational: no job applies it yet."
+# The seed's "Data lifecycle" table, and the short-lived operational rows beside it.
+SEED = [
+    {
+        "kind": "payment_events",
+        "hot_where": "database: the event store's monthly partitions (last 3 months)",
+        "hot": "P3M",
+        "warm_where": "archive store, warm/ (3 months - 1 year)",
+        "warm_until": "P1Y",
+        "cold_where": "archive store, cold/: deep archive (1 - 10 years)",
+        "cold_until": "P10Y",
+        "keep": "P10Y",
+        "applied_by": _EVENTS_JOB,
+        "description": "Payment events: whole months move from PostgreSQL to the archive store when older than the "
+        "hot window (the current month and the two before it), warm to cold after a year, purged after 10 years.",
+    },
+    {
+        "kind": "balance_snapshots",
+        "hot_where": "Redis (the latest balance)",
+        "hot": "P0D",
+        "warm_where": "database (last year)",
+        "warm_until": "P1Y",
+        "cold_where": "object storage (over a year)",
+        "cold_until": None,
+        "keep": None,
+        "applied_by": "",
+        "description": "Balance snapshots: the latest in Redis, a year in the database, older years in object "
+        "storage, kept forever. No daily snapshots are taken yet (the balance read table and Redis hold the "
+        "latest only)." + _NOT_APPLIED,
+    },
+    {
+        "kind": "audit_logs",
+        "hot_where": "log service (30 days)",
+        "hot": "P30D",
+        "warm_where": "object storage (30 days - 1 year)",
+        "warm_until": "P1Y",
+        "cold_where": "archive (1 - 7 years)",
+        "cold_until": "P7Y",
+        "keep": "P7Y",
+        "applied_by": "",
+        "description": "Audit logs (detokenisations, staff actions, key rotations, archive runs): 30 days hot, "
+        "archived to 1 year, then cold, purged after 7 years. They stay in PostgreSQL until their archiving is "
+        "built." + _NOT_APPLIED,
+    },
+    {
+        "kind": "kyc_documents",
+        "hot_where": "object storage (under review)",
+        "hot": "P0D",
+        "warm_where": "infrequent-access tier (after review)",
+        "warm_until": "P5Y",
+        "cold_where": "archive (5 years +)",
+        "cold_until": None,
+        "keep": None,
+        "applied_by": "",
+        "description": "KYC documents: hot while under review and warm after it (by review state, not age), "
+        "archived from 5 years, kept forever. No KYC documents exist in this system yet." + _NOT_APPLIED,
+    },
+    {
+        "kind": "analytics",
+        "hot_where": "database: merchant daily summaries (last 6 months)",
+        "hot": "P6M",
+        "warm_where": "Parquet files (6 months +)",
+        "warm_until": "P5Y",
+        "cold_where": "",
+        "cold_until": "P5Y",
+        "keep": "P5Y",
+        "applied_by": "",
+        "description": "Analytics (the merchant daily summaries): 6 months in the database, then Parquet, purged "
+        "after 5 years; no cold tier." + _NOT_APPLIED,
+    },
+    {
+        "kind": "idempotency_records",
+        "hot_where": "database (fintech_idempotency)",
+        "hot": "PT24H",
+        "warm_where": "",
+        "warm_until": "PT24H",
+        "cold_where": "",
+        "cold_until": "PT24H",
+        "keep": "PT24H",
+        "applied_by": "fintech.tasks.idempotency_records_purge_task (IDEMPOTENCY_KEY_TTL_HOURS)",
+        "description": "Idempotency records: kept for the retry window, 24 hours (IDEMPOTENCY_KEY_TTL_HOURS), then "
+        "deleted; their responses may show a card's BIN, last 4 and expiry.",
+    },
+    {
+        "kind": "console_operations",
+        "hot_where": "database (console_operation)",
+        "hot": "P1Y",
+        "warm_where": "",
+        "warm_until": "P1Y",
+        "cold_where": "",
+        "cold_until": "P1Y",
+        "keep": "P1Y",
+        "applied_by": "",
+        "description": "Console operations (replays, cache rebuilds, reconciliations asked from the console): a "
+        "year, as the staff records they complement. Not in the seed's table." + _NOT_APPLIED,
+    },
+    {
+        "kind": "staff_login_records",
+        "hot_where": "database (django-axes: axes_accessattempt, axes_accesslog, axes_accessfailurelog)",
+        "hot": "P1Y",
+        "warm_where": "",
+        "warm_until": "P1Y",
+        "cold_where": "",
+        "cold_until": "P1Y",
+        "keep": "P1Y",
+        "applied_by": "",
+        "description": "Staff login records and lockouts (django-axes): a year, as PCI DSS asks of access logs. "
+        "Not in the seed's table." + _NOT_APPLIED,
+    },
+    {
+        "kind": "expired_sessions",
+        "hot_where": "database (django_session, until the session expires)",
+        "hot": "P0D",
+        "warm_where": "",
+        "warm_until": "P0D",
+        "cold_where": "",
+        "cold_until": "P0D",
+        "keep": "P0D",
+        "applied_by": "",
+        "description": "Staff sessions: nothing is kept past a session's expiry (STAFF_SESSION_IDLE_MINUTES, counted "
+        "from its expiry date); `manage.py clearsessions` deletes the expired ones. Not in the seed's table."
+        + _NOT_APPLIED,
+    },
+]
+
+
+def seed(apps, schema_editor):
+    RetentionChange = apps.get_model("archive", "RetentionChange")
+    RetentionPolicy = apps.get_model("archive", "RetentionPolicy")
+    from django.utils import timezone
+
+    now = timezone.now()
+    for row in SEED:
+        RetentionChange.objects.create(
+            changed_at=now,
+            os_user="migration",
+            by_name="archive.0002_retention",
+            kind=row["kind"],
+            before=None,
+            after={**row, "changed_at": now.isoformat()},
+            reason="seeded from the seed's Data lifecycle table",
+        )
+        RetentionPolicy.objects.create(changed_at=now, **row)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("archive", "0001_archive_object")]
+
+    operations = [
+        migrations.RunSQL(
+            TABLE_SQL,
+            DROP_SQL,
+            state_operations=[
+                migrations.CreateModel(
+                    name="RetentionPolicy",
+                    fields=[
+                        ("kind", models.CharField(max_length=32, primary_key=True, serialize=False)),
+                        ("hot_where", models.CharField(max_length=200)),
+                        ("hot", models.CharField(help_text="ISO-8601: data younger than this is hot", max_length=32)),
+                        ("warm_where", models.CharField(blank=True, max_length=200)),
+                        (
+                            "warm_until",
+                            models.CharField(help_text="ISO-8601; empty: forever", max_length=32, null=True),
+                        ),
+                        ("cold_where", models.CharField(blank=True, max_length=200)),
+                        (
+                            "cold_until",
+                            models.CharField(help_text="ISO-8601; empty: forever", max_length=32, null=True),
+                        ),
+                        (
+                            "keep",
+                            models.CharField(
+                                help_text="ISO-8601: kept in all; empty: forever", max_length=32, null=True
+                            ),
+                        ),
+                        (
+                            "applied_by",
+                            models.CharField(
+                                blank=True, help_text="the job that applies it; empty: none yet", max_length=200
+                            ),
+                        ),
+                        ("description", models.TextField()),
+                        ("changed_at", models.DateTimeField()),
+                    ],
+                    options={
+                        "verbose_name_plural": "retention policies",
+                        "db_table": "archive_retention_policy",
+                        "ordering": ["kind"],
+                        "managed": False,
+                    },
+                ),
+                migrations.CreateModel(
+                    name="RetentionChange",
+                    fields=[
+                        ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                        ("changed_at", models.DateTimeField()),
+                        ("os_user", models.CharField(max_length=150)),
+                        ("by_name", models.CharField(blank=True, max_length=150)),
+                        ("kind", models.CharField(max_length=32)),
+                        ("before", models.JSONField(null=True)),
+                        ("after", models.JSONField()),
+                        ("reason", models.TextField()),
+                    ],
+                    options={
+                        "db_table": "archive_retention_change",
+                        "ordering": ["-changed_at", "-id"],
+                        "managed": False,
+                    },
+                ),
+                migrations.CreateModel(
+                    name="PurgeRecord",
+                    fields=[
+                        ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                        ("purged_at", models.DateTimeField()),
+                        ("purged_by", models.CharField(max_length=150)),
+                        ("archive_object_id", models.BigIntegerField()),
+                        ("kind", models.CharField(max_length=32)),
+                        ("period_start", models.DateField()),
+                        ("period_end", models.DateField(help_text="exclusive")),
+                        ("key", models.CharField(max_length=300)),
+                        ("row_count", models.BigIntegerField()),
+                        ("sha256_plaintext", models.CharField(max_length=64)),
+                        ("sha256_object", models.CharField(max_length=64)),
+                        ("manifest", models.JSONField()),
+                        ("policy", models.JSONField(help_text="the retention policy's row when it was purged")),
+                    ],
+                    options={"db_table": "archive_purge_record", "ordering": ["-purged_at", "-id"], "managed": False},
+                ),
+            ],
+        ),
+        migrations.RunPython(seed, migrations.RunPython.noop),
+    ]
