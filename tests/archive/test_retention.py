@@ -59,7 +59,9 @@ def test_the_seeded_policy_is_the_seeds_table(settings):
     assert "No KYC documents exist" in RetentionPolicy.objects.get(kind="kyc_documents").description
     # where each tier is, as the seed says
     events = RetentionPolicy.objects.get(kind="payment_events")
-    assert "database" in events.hot_where and "warm/" in events.warm_where and "cold/" in events.cold_where
+    assert "database" in events.hot_where
+    assert "warm/" in events.warm_where
+    assert "cold/" in events.cold_where
     assert RetentionPolicy.objects.get(kind="balance_snapshots").hot_where.startswith("Redis")
     # and the seed itself is the first entry of each kind's history
     seeded = RetentionChange.objects.filter(kind="payment_events").order_by("id").first()
