@@ -149,6 +149,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fintech.tasks.idempotency_records_purge_task",
         "schedule": float(env("IDEMPOTENCY_PURGE_SECONDS", "3600")),
     },
+    # The retention policy applied (archive.lifecycle): event months past the hot window archived, warm archives
+    # past the warm window moved to cold, archives past retention purged (each leaving a purge record).
+    "archive-lifecycle-apply": {
+        "task": "archive.tasks.lifecycle_apply_task",
+        "schedule": float(env("ARCHIVE_LIFECYCLE_SECONDS", str(24 * 3600))),
+    },
 }
 # The worker keeps the LOGGING above (and its card-number mask) instead of installing its own root handler.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
