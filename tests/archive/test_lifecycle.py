@@ -174,3 +174,26 @@ def test_the_beat_job_archives_moves_and_a_failed_month_does_not_stop_the_others
     obj = ArchiveObject.objects.get(kind="events", period_start=working, state="archived")
     assert obj.tier == "cold"
     assert archive_store().exists(obj.key)
+
+
+def test_two_runs_at_once_handle_each_object_once(old_month, pay_in, policy_kept, run_concurrently):
+    # given two months archived, one due to move to cold and one past retention
+    moving, purging = old_month(15), old_month(19)
+    for first in (moving, purging):
+        pay_in(first)
+    project_all()
+    to_move, to_purge = _archived(moving), _archived(purging)
+    _run("retention_set", "payment_events", "--cold-until", "P18M", "--keep", "P18M", "--reason", "test: shrink")
+    # when two beat jobs run at once
+    results = run_concurrently(*[lambda: lifecycle.lifecycle_apply(actor="test") for _ in range(2)])
+    # then each object was handled once: one purge record, one object in cold, whatever each run found
+    assert [status for status, _ in results] == ["ok", "ok"]
+    assert PurgeRecord.objects.filter(archive_object_id=to_purge.id).count() == 1
+    to_move.refresh_from_db()
+    to_purge.refresh_from_db()
+    assert (to_move.tier, to_move.state, to_purge.state) == ("cold", "archived", "purged")
+    assert archive_store().exists(to_move.key)
+    done = [line for _, outcome in results for line in outcome.done]
+    # (other tests' months left in PostgreSQL may be archived and moved too: only these two are counted)
+    assert sum(line.startswith(f"events {purging:%Y-%m}: purged") for line in done) == 1
+    assert sum(line.startswith(f"events {moving:%Y-%m} ") and "-> cold/" in line for line in done) == 1
