@@ -99,48 +99,49 @@ DROP FUNCTION archive_append_only();
 
 _EVENTS_JOB = "archive.tasks.lifecycle_apply_task (archive_events, move_archives, purge_archives)"
 _NOT_APPLIED = " Informational: no job applies it yet."
-# The seed's "Data lifecycle" table, and the short-lived operational rows beside it.
+# The seed's "Data lifecycle" table, and the short-lived operational rows beside it. Where each tier is, not for how
+# long: the durations are the columns of their own (a change of them leaves these texts true).
 SEED = [
     {
         "kind": "payment_events",
-        "hot_where": "database: the event store's monthly partitions (last 3 months)",
+        "hot_where": "database: the event store's monthly partitions",
         "hot": "P3M",
-        "warm_where": "archive store, warm/ (3 months - 1 year)",
+        "warm_where": "archive store, warm/",
         "warm_until": "P1Y",
-        "cold_where": "archive store, cold/: deep archive (1 - 10 years)",
+        "cold_where": "archive store, cold/ (deep archive)",
         "cold_until": "P10Y",
         "keep": "P10Y",
         "applied_by": _EVENTS_JOB,
-        "description": "Payment events: whole months move from PostgreSQL to the archive store when older than the "
-        "hot window (the current month and the two before it), warm to cold after a year, purged after 10 years.",
+        "description": "Payment events: whole months move from PostgreSQL to the archive store once older than the "
+        "hot window (archive_events), from warm/ to cold/ past the warm window (move_archives), and are purged past "
+        "the total, leaving a purge record (purge_archives).",
     },
     {
         "kind": "balance_snapshots",
         "hot_where": "Redis (the latest balance)",
         "hot": "P0D",
-        "warm_where": "database (last year)",
+        "warm_where": "database",
         "warm_until": "P1Y",
-        "cold_where": "object storage (over a year)",
+        "cold_where": "object storage",
         "cold_until": None,
         "keep": None,
         "applied_by": "",
-        "description": "Balance snapshots: the latest in Redis, a year in the database, older years in object "
-        "storage, kept forever. No daily snapshots are taken yet (the balance read table and Redis hold the "
-        "latest only)." + _NOT_APPLIED,
+        "description": "Balance snapshots (a daily one per account): the latest in Redis, the recent ones in the "
+        "database, older ones in object storage. No daily snapshots are taken yet (the balance read table and "
+        "Redis hold the latest only)." + _NOT_APPLIED,
     },
     {
         "kind": "audit_logs",
-        "hot_where": "log service (30 days)",
+        "hot_where": "log service",
         "hot": "P30D",
-        "warm_where": "object storage (30 days - 1 year)",
+        "warm_where": "object storage",
         "warm_until": "P1Y",
-        "cold_where": "archive (1 - 7 years)",
+        "cold_where": "archive",
         "cold_until": "P7Y",
         "keep": "P7Y",
         "applied_by": "",
-        "description": "Audit logs (detokenisations, staff actions, key rotations, archive runs): 30 days hot, "
-        "archived to 1 year, then cold, purged after 7 years. They stay in PostgreSQL until their archiving is "
-        "built." + _NOT_APPLIED,
+        "description": "Audit logs (detokenisations, staff actions, key rotations, archive runs). They stay in "
+        "PostgreSQL until their archiving is built." + _NOT_APPLIED,
     },
     {
         "kind": "kyc_documents",
@@ -148,25 +149,25 @@ SEED = [
         "hot": "P0D",
         "warm_where": "infrequent-access tier (after review)",
         "warm_until": "P5Y",
-        "cold_where": "archive (5 years +)",
+        "cold_where": "archive",
         "cold_until": None,
         "keep": None,
         "applied_by": "",
-        "description": "KYC documents: hot while under review and warm after it (by review state, not age), "
-        "archived from 5 years, kept forever. No KYC documents exist in this system yet." + _NOT_APPLIED,
+        "description": "KYC documents: hot while under review and warm after it (by review state, not age: hot is "
+        "P0D), then archived. No KYC documents exist in this system yet." + _NOT_APPLIED,
     },
     {
         "kind": "analytics",
-        "hot_where": "database: merchant daily summaries (last 6 months)",
+        "hot_where": "database: merchant daily summaries",
         "hot": "P6M",
-        "warm_where": "Parquet files (6 months +)",
+        "warm_where": "Parquet files",
         "warm_until": "P5Y",
         "cold_where": "",
         "cold_until": "P5Y",
         "keep": "P5Y",
         "applied_by": "",
-        "description": "Analytics (the merchant daily summaries): 6 months in the database, then Parquet, purged "
-        "after 5 years; no cold tier." + _NOT_APPLIED,
+        "description": "Analytics (the merchant daily summaries): in the database, then Parquet files queried in "
+        "place; no cold tier." + _NOT_APPLIED,
     },
     {
         "kind": "idempotency_records",
@@ -178,8 +179,8 @@ SEED = [
         "cold_until": "PT24H",
         "keep": "PT24H",
         "applied_by": "fintech.tasks.idempotency_records_purge_task (IDEMPOTENCY_KEY_TTL_HOURS)",
-        "description": "Idempotency records: kept for the retry window, 24 hours (IDEMPOTENCY_KEY_TTL_HOURS), then "
-        "deleted; their responses may show a card's BIN, last 4 and expiry.",
+        "description": "Idempotency records: kept for the retry window, then deleted; their responses may show a "
+        "card's BIN, last 4 and expiry. The job deletes by IDEMPOTENCY_KEY_TTL_HOURS (24): keep the two equal.",
     },
     {
         "kind": "console_operations",
@@ -191,8 +192,8 @@ SEED = [
         "cold_until": "P1Y",
         "keep": "P1Y",
         "applied_by": "",
-        "description": "Console operations (replays, cache rebuilds, reconciliations asked from the console): a "
-        "year, as the staff records they complement. Not in the seed's table." + _NOT_APPLIED,
+        "description": "Console operations (replays, cache rebuilds, reconciliations asked from the console): kept "
+        "as long as the staff login records they complement. Not in the seed's table." + _NOT_APPLIED,
     },
     {
         "kind": "staff_login_records",
@@ -204,8 +205,8 @@ SEED = [
         "cold_until": "P1Y",
         "keep": "P1Y",
         "applied_by": "",
-        "description": "Staff login records and lockouts (django-axes): a year, as PCI DSS asks of access logs. "
-        "Not in the seed's table." + _NOT_APPLIED,
+        "description": "Staff login records and lockouts (django-axes): a year, as PCI DSS (10.5.1) asks of audit "
+        "logs. Not in the seed's table." + _NOT_APPLIED,
     },
     {
         "kind": "expired_sessions",
@@ -217,9 +218,9 @@ SEED = [
         "cold_until": "P0D",
         "keep": "P0D",
         "applied_by": "",
-        "description": "Staff sessions: nothing is kept past a session's expiry (STAFF_SESSION_IDLE_MINUTES, counted "
-        "from its expiry date); `manage.py clearsessions` deletes the expired ones. Not in the seed's table."
-        + _NOT_APPLIED,
+        "description": "Staff sessions: nothing is kept past a session's expiry (STAFF_SESSION_IDLE_MINUTES after "
+        "its last request; counted from its expiry date); `manage.py clearsessions` deletes the expired ones. Not "
+        "in the seed's table." + _NOT_APPLIED,
     },
 ]
 

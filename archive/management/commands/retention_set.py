@@ -37,4 +37,4 @@ class Command(BaseCommand):
             old, new = before.get(bound), after.get(bound)
             mark = "" if old == new else f" (was {old or 'forever'})"
             self.stdout.write(f"{kind} {bound}: {new or 'forever'}{mark}")
-        self.stdout.write(f"recorded as retention change {change.id} by {change}")
+        self.stdout.write(f"recorded as retention change {change.id}: {change}")
