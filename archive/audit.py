@@ -1,8 +1,9 @@
-"""Audit logs from hot to warm: the staff audit trail and the vault's detokenisation audit keep ARCHIVE_AUDIT_
-HOT_DAYS (30) in the database; every whole month that ended before that is sealed into the archive (verified as
-the events are) and then removed from its table in one transaction. The tables refuse DELETE to everyone (a
-trigger): the archiver, as their owner, lifts that refusal inside its own transaction only, for exactly the rows
-it archived; a count that differs rolls everything back. purge_archives deletes them after 7 years."""
+"""Audit logs from hot to warm: the staff audit trail and the vault's detokenisation audit keep the audit_logs
+policy's hot window (P30D) in the database; every whole month that ended before that is sealed into the archive
+(verified as the events are) and then removed from its table in one transaction. The tables refuse DELETE to
+everyone (a trigger): the archiver, as their owner, lifts that refusal inside its own transaction only, for
+exactly the rows it archived; a count that differs rolls everything back. purge_archives deletes them after the
+policy's seven years."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from archive import retention
 from archive.events import SCHEMAS, ArchiveCorrupt, ArchiveRefused, MonthResult, _exclusive, _write, object_table
 from archive.models import ArchiveObject
 from fintech import partitions
@@ -108,16 +109,19 @@ def _export(log: AuditLog, first: dt.date) -> pa.Table:
     ).cast(log.schema)
 
 
-def hot_boundary(today: dt.date) -> dt.date:
-    """The first month still hot: every month before it ended more than ARCHIVE_AUDIT_HOT_DAYS ago."""
-    return partitions.month_start(today - dt.timedelta(days=settings.ARCHIVE_AUDIT_HOT_DAYS))
+POLICY = "audit_logs"  # the retention policy's kind
+
+
+def hot_boundary(now: dt.datetime) -> dt.date:
+    """The first month still hot: every month before it ended longer ago than the policy's hot window (P30D)."""
+    return retention.days_hot_boundary(POLICY, now)
 
 
 def audit_month_archive(*, kind: str, first: dt.date, actor: str) -> MonthResult:
     """Archive one whole month of an audit log (a month with no rows is left alone)."""
     log = LOGS[kind]
-    if first >= hot_boundary(dt.datetime.now(dt.UTC).date()):
-        raise ArchiveRefused(f"{log.table} {first:%Y-%m} is still within {settings.ARCHIVE_AUDIT_HOT_DAYS} days")
+    if first >= hot_boundary(dt.datetime.now(dt.UTC)):
+        raise ArchiveRefused(f"{log.table} {first:%Y-%m} is still within the audit logs' hot window")
     with _exclusive(kind):
         live = ArchiveObject.objects.filter(kind=kind, period_start=first, state=ArchiveObject.WRITTEN).first()
         table = _export(log, first)

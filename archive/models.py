@@ -83,3 +83,84 @@ class ArchiveObject(models.Model):
             "written_at": self.written_at.isoformat(),
             "written_by": self.written_by,
         }
+
+
+class RetentionPolicy(models.Model):
+    """How long one kind of data stays in each tier, and in all: ISO-8601 durations counted back from now
+    (archive.retention), NULL for forever. Seeded by migration 0002 from the seed's lifecycle table; changed only
+    by a migration or `manage.py retention_set`, which records a RetentionChange in the same transaction (a
+    trigger refuses any other write)."""
+
+    PAYMENT_EVENTS = "payment_events"
+
+    kind = models.CharField(max_length=32, primary_key=True)
+    hot_where = models.CharField(max_length=200)
+    hot = models.CharField(max_length=32, help_text="ISO-8601: data younger than this is hot")
+    warm_where = models.CharField(max_length=200, blank=True)
+    warm_until = models.CharField(max_length=32, null=True, help_text="ISO-8601; empty: forever")  # noqa: DJ001 - NULL: forever
+    cold_where = models.CharField(max_length=200, blank=True)
+    cold_until = models.CharField(max_length=32, null=True, help_text="ISO-8601; empty: forever")  # noqa: DJ001 - NULL: forever
+    keep = models.CharField(max_length=32, null=True, help_text="ISO-8601: kept in all; empty: forever")  # noqa: DJ001 - NULL: forever
+    applied_by = models.CharField(max_length=200, blank=True, help_text="the job that applies it; empty: none yet")
+    description = models.TextField()
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "archive_retention_policy"
+        verbose_name_plural = "retention policies"
+        ordering = ["kind"]
+        # Changed only with a RetentionChange (trigger); kept out of Django's flush, which truncates managed tables.
+        managed = False
+
+    def __str__(self) -> str:
+        return f"{self.kind}: hot {self.hot}, kept {self.keep or 'forever'}"
+
+
+class RetentionChange(models.Model):
+    """One change of a retention policy: when, who (the OS user, and the name given with --by), which kind,
+    the policy before and after, and why. Append-only (a trigger refuses UPDATE, DELETE and TRUNCATE)."""
+
+    id = models.BigAutoField(primary_key=True)
+    changed_at = models.DateTimeField()
+    os_user = models.CharField(max_length=150)
+    by_name = models.CharField(max_length=150, blank=True)
+    kind = models.CharField(max_length=32)
+    before = models.JSONField(null=True)
+    after = models.JSONField()
+    reason = models.TextField()
+
+    class Meta:
+        db_table = "archive_retention_change"
+        ordering = ["-changed_at", "-id"]
+        managed = False
+
+    def __str__(self) -> str:
+        who = f"{self.os_user} ({self.by_name})" if self.by_name else self.os_user
+        return f"{self.changed_at:%Y-%m-%d %H:%M:%S} {self.kind} by {who}"
+
+
+class PurgeRecord(models.Model):
+    """An archive object deleted past its retention: what (kind, period, key, rows, the manifest and its
+    hashes), when, under which policy (a snapshot of its row), by whom. Kept forever; append-only (trigger)."""
+
+    id = models.BigAutoField(primary_key=True)
+    purged_at = models.DateTimeField()
+    purged_by = models.CharField(max_length=150)
+    archive_object_id = models.BigIntegerField()
+    kind = models.CharField(max_length=32)
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="exclusive")
+    key = models.CharField(max_length=300)
+    row_count = models.BigIntegerField()
+    sha256_plaintext = models.CharField(max_length=64)
+    sha256_object = models.CharField(max_length=64)
+    manifest = models.JSONField()
+    policy = models.JSONField(help_text="the retention policy's row when it was purged")
+
+    class Meta:
+        db_table = "archive_purge_record"
+        ordering = ["-purged_at", "-id"]
+        managed = False
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.period_start:%Y-%m} purged {self.purged_at:%Y-%m-%d}"

@@ -12,6 +12,7 @@ import pyarrow.csv as pa_csv
 from django.db import transaction
 from django.utils import timezone
 
+from archive import retention
 from archive.events import SCHEMAS, ArchiveCorrupt, ArchiveRefused, MonthResult, _exclusive, _write, object_table
 from archive.models import ArchiveObject
 from fintech.db import raw_cursor
@@ -51,14 +52,18 @@ def _export(first: dt.date) -> pa.Table:
     ).cast(SCHEMA)
 
 
-def last_archivable_year(today: dt.date) -> int:
-    """The database keeps the last year of snapshots: a year is archived once it ended a year ago."""
-    return today.year - 2
+POLICY = "balance_snapshots"  # the retention policy's kind
+
+
+def last_archivable_year(now: dt.datetime) -> int | None:
+    """The database keeps the policy's window of snapshots (P1Y): a year is archived once it ended before it."""
+    return retention.last_archivable_year(POLICY, now)
 
 
 def snapshots_year_archive(*, year: int, actor: str) -> MonthResult:
     first = dt.date(year, 1, 1)
-    if year > last_archivable_year(dt.datetime.now(dt.UTC).date()):
+    last = last_archivable_year(dt.datetime.now(dt.UTC))
+    if last is None or year > last:
         raise ArchiveRefused(f"the snapshots of {year} are within the database's year")
     with _exclusive(ArchiveObject.BALANCE_SNAPSHOTS):
         live = ArchiveObject.objects.filter(

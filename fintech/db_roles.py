@@ -4,7 +4,8 @@ and nothing more, while migrations (and other DDL: partitions, projection replay
 What the app role may do, table by table (everything in the schema is covered, so tables added by later
 migrations are too; run `db_roles_setup` again after every migrate):
 - append-only records (the event store, the ledger, transfers, settlements, the detokenisation audit, the staff
-  audit trail): SELECT and INSERT; no UPDATE, DELETE or TRUNCATE, whatever the triggers would say.
+  audit trail, the retention policy's history, the archive's purge records): SELECT and INSERT; no UPDATE,
+  DELETE or TRUNCATE, whatever the triggers would say.
 - fintech_stream: SELECT, INSERT and UPDATE of its version and bounds only: the event store's trigger writes it as the
   inserting role, and its own guard refuses any direct write.
 - django_migrations: SELECT (the server checks for unapplied migrations).
@@ -38,6 +39,8 @@ APPEND_ONLY = frozenset(
         "accounts_bookingalert",
         "vault_detokenizationaudit",
         "fintech_staffaudit",
+        "archive_retention_change",
+        "archive_purge_record",
     }
 )
 READ_ONLY = frozenset({"django_migrations"})

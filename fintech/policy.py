@@ -71,6 +71,10 @@ AUDIT_PAGES = frozenset(
         "projections.merchantdailysummary",
         "accounts.customer",
         "console.operation",
+        "archive.retentionpolicy",
+        "archive.retentionchange",
+        "archive.purgerecord",
+        "archive.archiveobject",
     }
 )
 ROLE_PAGES = {

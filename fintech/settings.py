@@ -154,6 +154,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fintech.tasks.idempotency_records_purge_task",
         "schedule": float(env("IDEMPOTENCY_PURGE_SECONDS", "3600")),
     },
+    # The retention policy applied (archive.lifecycle): event months past the hot window archived, warm archives
+    # past the warm window moved to cold, archives past retention purged (each leaving a purge record).
+    "archive-lifecycle-apply": {
+        "task": "archive.tasks.lifecycle_apply_task",
+        "schedule": float(env("ARCHIVE_LIFECYCLE_SECONDS", str(24 * 3600))),
+    },
 }
 # The worker keeps the LOGGING above (and its card-number mask) instead of installing its own root handler.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -276,15 +282,8 @@ FINTECH_ARCHIVE_S3_ENDPOINT = env("FINTECH_ARCHIVE_S3_ENDPOINT", "")
 # GLACIER / DEEP_ARCHIVE objects need a restore request of hours before any read (the store refuses them).
 FINTECH_ARCHIVE_WARM_STORAGE_CLASS = env("FINTECH_ARCHIVE_WARM_STORAGE_CLASS", "STANDARD_IA")
 FINTECH_ARCHIVE_COLD_STORAGE_CLASS = env("FINTECH_ARCHIVE_COLD_STORAGE_CLASS", "GLACIER_IR")
-# Payment events stay in PostgreSQL this many whole months (the current one included) before archive_events
-# moves them to the archive (the seed's "database: last 3 months").
-ARCHIVE_EVENTS_HOT_MONTHS = int(env("ARCHIVE_EVENTS_HOT_MONTHS", "3"))
-# Merchant daily summaries stay in the read table this many whole months before archive_analytics moves them to
-# Parquet in the archive (the seed's "warehouse: last 6 months").
-ARCHIVE_ANALYTICS_HOT_MONTHS = int(env("ARCHIVE_ANALYTICS_HOT_MONTHS", "6"))
-# Audit logs (the staff audit trail, the detokenisation audit) stay in the database this many days; whole months
-# that ended before are archived by archive_audit_logs.
-ARCHIVE_AUDIT_HOT_DAYS = int(env("ARCHIVE_AUDIT_HOT_DAYS", "30"))
+# How long each kind of data stays hot, warm and cold is data, not settings: the archive_retention_policy table
+# (archive.retention; `manage.py retention_status`, `manage.py retention_set`).
 # A console operation (replay, rebuild cache, reconcile) that wrote no progress for this long was cut off: a new
 # one of the same may start (console.services).
 CONSOLE_OPERATION_STALE_SECONDS = int(env("CONSOLE_OPERATION_STALE_SECONDS", "900"))

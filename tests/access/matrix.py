@@ -96,6 +96,11 @@ ADMIN = {
     "projections.paymentview": PAYMENTS,
     "projections.merchantdailysummary": AUDITED,
     "console.operation": AUDITED,
+    # The data lifecycle (archive/): retention policies, their history, archive objects and purge records.
+    "archive.retentionpolicy": AUDITED,
+    "archive.retentionchange": AUDITED,
+    "archive.purgerecord": AUDITED,
+    "archive.archiveobject": AUDITED,
     # Staff login security: lockout records (deleting one unlocks a login) and TOTP devices.
     "axes.accessattempt": SUPERUSERS,
     "axes.accessfailurelog": SUPERUSERS,

@@ -11,7 +11,8 @@ import pytest
 from django.utils import timezone
 
 from archive import events as archive_events
-from archive.models import ArchiveObject
+from archive import retention
+from archive.models import ArchiveObject, RetentionPolicy
 from fintech import partitions
 from fintech.money import Money
 from payments import services as payments
@@ -62,7 +63,8 @@ def old_month(transactional_db, archive_location, monkeypatch) -> Iterator[Calla
         return first
 
     yield month
-    # Every month archived meanwhile (the command archives all months before its --before) goes back.
+    # Every month archived meanwhile (the command archives all months before its --before) goes back; a purged
+    # one cannot (nothing is kept past its time): only state "archived" is restored.
     for first in ArchiveObject.objects.filter(kind="events", state="archived").values_list("period_start", flat=True):
         archive_events.events_month_restore(first=first, actor="test teardown")
 
@@ -86,3 +88,20 @@ def pay_in(monkeypatch) -> Callable[..., object]:
 
     pay.merchant = merchant
     return pay
+
+
+@pytest.fixture
+def policy_kept() -> Iterator[None]:
+    """The retention policies as they were before the test, put back after it through the same recorded change
+    (the policy table outlives transactional tests, which flush only managed tables, and refuses a direct write)."""
+    saved = {p.kind: {b: getattr(p, b) for b in retention.BOUNDS} for p in RetentionPolicy.objects.all()}
+    yield
+    for policy in RetentionPolicy.objects.all():
+        now = {b: getattr(policy, b) for b in retention.BOUNDS}
+        if now != saved[policy.kind]:
+            retention.policy_change(
+                kind=policy.kind,
+                changes={b: saved[policy.kind][b] or "forever" for b in retention.BOUNDS},
+                reason="test teardown: the policy as it was",
+                os_user="pytest",
+            )

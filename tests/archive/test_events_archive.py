@@ -186,8 +186,8 @@ def test_restore_puts_the_month_back(old_month, pay_in):
     assert ArchiveObject.objects.filter(kind="events", period_start=first).count() == 2
 
 
-def test_hot_months_are_never_archived(old_month, pay_in, settings):
-    settings.ARCHIVE_EVENTS_HOT_MONTHS = 3
+def test_hot_months_are_never_archived(old_month, pay_in):
+    # the policy's payment_events hot window is P3M: the current month and the two before it
     first = old_month(2)
     pay_in(first)
     project_all()

@@ -1,27 +1,25 @@
 import datetime as dt
 import getpass
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from archive import analytics, events
+from archive import analytics, events, retention
 from archive.management.commands.archive_events import month_arg
-from fintech.partitions import month_start
+
+ANALYTICS = "analytics"  # the retention policy's kind
 
 
 class Command(BaseCommand):
     help = (
-        "Move whole months of merchant daily summaries older than the analytics window "
-        "(ARCHIVE_ANALYTICS_HOT_MONTHS) to sealed Parquet in the archive, verified, then removed from the read table."
+        "Move whole months of merchant daily summaries older than the analytics policy's hot window (P6M as "
+        "seeded) to sealed Parquet in the archive, verified, then removed from the read table."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--month", type=month_arg, help="YYYY-MM: this month only")
 
     def handle(self, *args, month, **options):
-        boundary = month_start(dt.datetime.now(dt.UTC).date())
-        for _ in range(settings.ARCHIVE_ANALYTICS_HOT_MONTHS - 1):
-            boundary = month_start(boundary - dt.timedelta(days=1))
+        boundary = retention.events_hot_boundary(dt.datetime.now(dt.UTC).date(), kind=ANALYTICS)
         if month is not None and month >= boundary:
             raise CommandError(f"{month:%Y-%m} is within the analytics window (from {boundary:%Y-%m} on)")
         months = [month] if month is not None else analytics.analytics_months_before(boundary)

@@ -9,16 +9,16 @@ from archive.management.commands.archive_events import month_arg
 
 class Command(BaseCommand):
     help = (
-        "Archive the audit logs (staff audit trail, detokenisation audit) month by month once a month ended more "
-        "than ARCHIVE_AUDIT_HOT_DAYS ago: sealed into the archive, verified, then removed from their tables in one "
-        "transaction."
+        "Archive the audit logs (staff audit trail, detokenisation audit) month by month once a month ended longer "
+        "ago than the audit_logs policy's hot window (P30D): sealed into the archive, verified, then removed from "
+        "their tables in one transaction."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--month", type=month_arg, help="YYYY-MM: this month only")
 
     def handle(self, *args, month, **options):
-        boundary = audit.hot_boundary(dt.datetime.now(dt.UTC).date())
+        boundary = audit.hot_boundary(dt.datetime.now(dt.UTC))
         actor = f"archive_audit_logs ({getpass.getuser()})"
         failed = 0
         for kind in audit.LOGS:

@@ -1,11 +1,9 @@
 import datetime as dt
 import getpass
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from archive import events
-from fintech.partitions import month_start
+from archive import events, retention
 
 
 def month_arg(text: str) -> dt.date:
@@ -16,12 +14,12 @@ def month_arg(text: str) -> dt.date:
 
 
 def hot_boundary(today: dt.date) -> dt.date:
-    """The first month that stays hot: the current one and the months before it, ARCHIVE_EVENTS_HOT_MONTHS in
-    all."""
-    first = month_start(today)
-    for _ in range(settings.ARCHIVE_EVENTS_HOT_MONTHS - 1):
-        first = month_start(first - dt.timedelta(days=1))
-    return first
+    """The first month that stays hot, by the payment_events retention policy's hot window (P3M: the current
+    month and the two before it)."""
+    try:
+        return retention.events_hot_boundary(today)
+    except retention.PolicyError as error:
+        raise CommandError(str(error)) from None
 
 
 class Command(BaseCommand):

@@ -8,16 +8,16 @@ from archive import events, snapshots
 
 class Command(BaseCommand):
     help = (
-        "Archive whole years of daily balance snapshots once they ended a year ago (the database keeps the last "
-        "year): sealed into the archive, verified, then removed from the table. Kept for ever."
+        "Archive whole years of daily balance snapshots once they ended before the balance_snapshots "
+        "policy's database window (P1Y): sealed into the archive, verified, then removed from the table. Kept for ever."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--year", type=int, help="this year only")
 
     def handle(self, *args, year, **options):
-        last = snapshots.last_archivable_year(dt.datetime.now(dt.UTC).date())
-        years = [year] if year is not None else snapshots.snapshot_years_before(last)
+        last = snapshots.last_archivable_year(dt.datetime.now(dt.UTC))
+        years = [year] if year is not None else ([] if last is None else snapshots.snapshot_years_before(last))
         actor = f"archive_snapshots ({getpass.getuser()})"
         failed = 0
         for each in years:
