@@ -6,6 +6,7 @@ changes."""
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 
 import pyarrow as pa
@@ -25,11 +26,25 @@ _STREAM_OBJECTS = (
 )
 
 
+MOVE_RETRIES, MOVE_PAUSE_SECONDS = 5, 0.2
+
+
 @functools.lru_cache(maxsize=4)
 def _table(object_id: int) -> pa.Table:
-    from archive.events import object_table
+    from archive.events import ArchiveCorrupt, object_table
     from archive.models import ArchiveObject
+    from archive.store import archive_store
 
+    for _ in range(MOVE_RETRIES):
+        obj = ArchiveObject.objects.get(id=object_id)
+        try:
+            return object_table(obj)
+        except ArchiveCorrupt:
+            # move_archives puts the object under its cold key, then records the key: read between the two, the
+            # row still names the warm key. Read the row again; anything else is not a move and fails loudly.
+            if archive_store().exists(obj.key) or not archive_store().exists(obj.key.replace("warm/", "cold/", 1)):
+                raise
+            time.sleep(MOVE_PAUSE_SECONDS)
     return object_table(ArchiveObject.objects.get(id=object_id))
 
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 
 from archive import events as archive_events
-from archive import lifecycle
+from archive import lifecycle, reader
 from archive.models import ArchiveObject, PurgeRecord
 from archive.store import archive_store
 from archive.tasks import lifecycle_apply_task
@@ -197,3 +199,31 @@ def test_two_runs_at_once_handle_each_object_once(old_month, pay_in, policy_kept
     # (other tests' months left in PostgreSQL may be archived and moved too: only these two are counted)
     assert sum(line.startswith(f"events {purging:%Y-%m}: purged") for line in done) == 1
     assert sum(line.startswith(f"events {moving:%Y-%m} ") and "-> cold/" in line for line in done) == 1
+
+
+def test_a_payment_read_while_its_month_moves_to_cold_is_read_whole(old_month, pay_in):
+    # given a month archived, its object already under the cold key but its row still naming the warm one (a
+    # reader between move_archives' two steps)
+    first = old_month(33)
+    payment = pay_in(first)
+    project_all()
+    obj = _archived(first)
+    cold = obj.key.replace("warm/", "cold/", 1)
+    archive_store().move(obj.key, cold)
+    reader._table.cache_clear()
+
+    def row_catches_up():
+        try:
+            time.sleep(0.3)
+            ArchiveObject.objects.filter(id=obj.id).update(key=cold, tier="cold")
+        finally:
+            connection.close()
+
+    mover = threading.Thread(target=row_catches_up)
+    mover.start()
+    try:
+        # then the payment loads whole once the row names the new key
+        assert [e.version for e in eventstore.load(payment.id)] == [1, 2, 3]
+    finally:
+        mover.join()
+        reader._table.cache_clear()
