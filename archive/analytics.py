@@ -8,12 +8,10 @@ events (kept ten years); the next run of archive_analytics finds them and archiv
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 
 import duckdb
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,6 +29,7 @@ from archive.events import (
     object_table,
 )
 from archive.models import ArchiveObject
+from archive.tables import query_table
 from fintech import partitions
 from fintech.db import raw_cursor
 from projections.payments import DAILY_TABLE
@@ -43,25 +42,11 @@ _COLUMNS = ", ".join(ANALYTICS_SCHEMA.names)
 
 
 def _export(first: dt.date) -> pa.Table:
-    buffer = io.BytesIO()
-    sql = (
-        f"COPY (SELECT {_COLUMNS} FROM {DAILY_TABLE} WHERE day >= '{first.isoformat()}' "
-        f"AND day < '{partitions.next_month(first).isoformat()}' ORDER BY merchant_id, day, currency) "
-        "TO STDOUT (FORMAT csv)"
+    return query_table(
+        f"SELECT {_COLUMNS} FROM {DAILY_TABLE} WHERE day >= '{first.isoformat()}' "
+        f"AND day < '{partitions.next_month(first).isoformat()}' ORDER BY merchant_id, day, currency",
+        ANALYTICS_SCHEMA,
     )
-    with raw_cursor() as cursor, cursor.copy(sql) as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    if not buffer.getbuffer().nbytes:
-        return ANALYTICS_SCHEMA.empty_table()
-    buffer.seek(0)
-    return pa_csv.read_csv(
-        buffer,
-        read_options=pa_csv.ReadOptions(column_names=ANALYTICS_SCHEMA.names),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=dict(zip(ANALYTICS_SCHEMA.names, ANALYTICS_SCHEMA.types, strict=True))
-        ),
-    ).cast(ANALYTICS_SCHEMA)
 
 
 def analytics_month_archive(*, first: dt.date, actor: str) -> MonthResult:

@@ -8,18 +8,17 @@ policy's seven years."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 from django.db import transaction
 from django.utils import timezone
 
 from archive import retention
 from archive.events import SCHEMAS, ArchiveCorrupt, ArchiveRefused, MonthResult, _exclusive, _write, object_table
 from archive.models import ArchiveObject
+from archive.tables import query_table
 from fintech import partitions
 from fintech.db import raw_cursor
 
@@ -87,26 +86,11 @@ def _range(first: dt.date) -> tuple[str, str]:
 
 def _export(log: AuditLog, first: dt.date) -> pa.Table:
     lower, upper = _range(first)
-    sql = (
-        f"COPY (SELECT {', '.join(log.schema.names)} FROM {log.table} WHERE occurred_at >= '{lower}' "
-        f"AND occurred_at < '{upper}' ORDER BY id) TO STDOUT (FORMAT csv)"
+    return query_table(
+        f"SELECT {', '.join(log.schema.names)} FROM {log.table} WHERE occurred_at >= '{lower}' "
+        f"AND occurred_at < '{upper}' ORDER BY id",
+        log.schema,
     )
-    buffer = io.BytesIO()
-    with raw_cursor() as cursor, cursor.copy(sql) as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    if not buffer.getbuffer().nbytes:
-        return log.schema.empty_table()
-    buffer.seek(0)
-    return pa_csv.read_csv(
-        buffer,
-        read_options=pa_csv.ReadOptions(column_names=log.schema.names),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=dict(zip(log.schema.names, log.schema.types, strict=True)),
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    ).cast(log.schema)
 
 
 POLICY = "audit_logs"  # the retention policy's kind

@@ -26,6 +26,7 @@ from django.utils import timezone
 from archive.models import ArchiveObject
 from archive.sealing import SealBroken, seal, unseal
 from archive.store import ArchiveStoreError, archive_store
+from archive.tables import query_table
 from fintech import partitions
 from fintech.db import raw_cursor
 from fintech.eventstore import Checkpoint
@@ -100,23 +101,8 @@ def partition_exists(name: str) -> bool:
 
 
 def export_table(name: str) -> pa.Table:
-    """A partition's rows in log order, as Arrow (COPY out as CSV, parsed by Arrow's C++ reader)."""
-    buffer = io.BytesIO()
-    with raw_cursor() as cursor, cursor.copy(f"COPY ({_EXPORT.format(table=name)}) TO STDOUT (FORMAT csv)") as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    buffer.seek(0)
-    if not buffer.getbuffer().nbytes:
-        return SCHEMA.empty_table()
-    table = pa_csv.read_csv(
-        buffer,
-        read_options=pa_csv.ReadOptions(column_names=SCHEMA.names),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=dict(zip(SCHEMA.names, SCHEMA.types, strict=True)),
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    ).cast(SCHEMA)
+    """A partition's rows in log order, as Arrow."""
+    table = query_table(_EXPORT.format(table=name), SCHEMA)
     # Sorted here rather than by the server, and only when the rows are not already in log order (a month
     # written by one writer at a time is).
     if _in_log_order(table):

@@ -49,37 +49,9 @@ def _table(object_id: int) -> pa.Table:
 
 
 def _rows(table: pa.Table) -> list[tuple]:
-    columns = table.to_pydict()
-    return [
-        (
-            uuid.UUID(event_id),
-            uuid.UUID(aggregate_id),
-            aggregate_type,
-            event_type,
-            event_version,
-            event_data,
-            metadata,
-            version,
-            occurred_at,
-            created_at,
-            transaction_id,
-            position,
-        )
-        for (
-            event_id,
-            aggregate_id,
-            aggregate_type,
-            event_type,
-            event_version,
-            event_data,
-            metadata,
-            version,
-            occurred_at,
-            created_at,
-            transaction_id,
-            position,
-        ) in zip(*columns.values(), strict=True)
-    ]
+    """The rows in the event store's column order (fintech.eventstore._SELECT), ids as UUIDs."""
+    columns = table.to_pydict().values()
+    return [(uuid.UUID(values[0]), uuid.UUID(values[1]), *values[2:]) for values in zip(*columns, strict=True)]
 
 
 def _ids(sql: str, params: list) -> list[int]:

@@ -5,16 +5,15 @@ are kept for ever: no policy purges them."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 from django.db import transaction
 from django.utils import timezone
 
 from archive import retention
 from archive.events import SCHEMAS, ArchiveCorrupt, ArchiveRefused, MonthResult, _exclusive, _write, object_table
 from archive.models import ArchiveObject
+from archive.tables import query_table
 from fintech.db import raw_cursor
 
 # ruff: noqa: S608 - the table name is the ledger's own constant
@@ -34,22 +33,11 @@ SCHEMAS[ArchiveObject.BALANCE_SNAPSHOTS] = SCHEMA
 
 
 def _export(first: dt.date) -> pa.Table:
-    sql = (
-        f"COPY (SELECT {', '.join(SCHEMA.names)} FROM {TABLE} WHERE day >= '{first.isoformat()}' "
-        f"AND day < '{first.replace(year=first.year + 1).isoformat()}' ORDER BY day, account_id) TO STDOUT (FORMAT csv)"
+    return query_table(
+        f"SELECT {', '.join(SCHEMA.names)} FROM {TABLE} WHERE day >= '{first.isoformat()}' "
+        f"AND day < '{first.replace(year=first.year + 1).isoformat()}' ORDER BY day, account_id",
+        SCHEMA,
     )
-    buffer = io.BytesIO()
-    with raw_cursor() as cursor, cursor.copy(sql) as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    if not buffer.getbuffer().nbytes:
-        return SCHEMA.empty_table()
-    buffer.seek(0)
-    return pa_csv.read_csv(
-        buffer,
-        read_options=pa_csv.ReadOptions(column_names=SCHEMA.names),
-        convert_options=pa_csv.ConvertOptions(column_types=dict(zip(SCHEMA.names, SCHEMA.types, strict=True))),
-    ).cast(SCHEMA)
 
 
 POLICY = "balance_snapshots"  # the retention policy's kind

@@ -13,15 +13,13 @@ Call only after django.setup() on the bench database.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 
-from tests.bench.projections import ACTOR, CHUNK, COLUMNS, _median, _payment_events
+from tests.bench.projections import CHUNK, COLUMNS, _median, _rows
 
 TARGET_RATIO = 0.5
 
@@ -35,31 +33,8 @@ def _month(months_back: int) -> dt.date:
     return first
 
 
-def _rows(events: int, first: dt.date) -> Iterator[tuple]:
-    metadata = json.dumps({"actor": ACTOR})
-    written, index = 0, 0
-    while written < events:
-        now = dt.datetime(first.year, first.month, 1 + index % 27, 12, 0, tzinfo=dt.UTC)
-        stream_events = _payment_events(index, now)[: events - written]
-        stream_id = uuid.uuid4()
-        for version, event in enumerate(stream_events, start=1):
-            yield (
-                uuid.uuid4(),
-                stream_id,
-                event.aggregate_type,
-                event.event_type,
-                event.event_version,
-                json.dumps(event.to_data(), sort_keys=True),
-                metadata,
-                version,
-                event.occurred_at,
-            )
-        written += len(stream_events)
-        index += 1
-
-
 def _fill(url: str, events: int, first: dt.date) -> None:
-    rows = _rows(events, first)
+    rows = _rows(events, lambda index: dt.datetime(first.year, first.month, 1 + index % 27, 12, 0, tzinfo=dt.UTC))
     with psycopg.connect(url) as conn:
         while True:
             chunk = [row for _, row in zip(range(CHUNK), rows, strict=False)]

@@ -15,6 +15,7 @@ Call only after django.setup() on the bench database.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -65,9 +66,9 @@ def _payment_events(index: int, now) -> list:
     return payment.pending_events
 
 
-def _rows(events: int) -> Iterator[tuple]:
+def _rows(events: int, moment: Callable[[int], dt.datetime] | None = None) -> Iterator[tuple]:
     """Exactly `events` fintech_event rows of valid payment streams (the last payment possibly cut short: any
-    prefix of a stream is a valid stream)."""
+    prefix of a stream is a valid stream), the payment of each index happening at `moment(index)` (now)."""
     import json
 
     from django.utils import timezone
@@ -75,7 +76,7 @@ def _rows(events: int) -> Iterator[tuple]:
     metadata = json.dumps({"actor": ACTOR})
     written, index = 0, 0
     while written < events:
-        now = timezone.now()
+        now = moment(index) if moment else timezone.now()
         stream_events = _payment_events(index, now)[: events - written]
         stream_id = uuid.uuid4()
         for version, event in enumerate(stream_events, start=1):
