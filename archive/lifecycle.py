@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from archive import analytics, audit, events, retention, snapshots
+from archive import analytics, audit, events, retention, shortlived, snapshots
 from archive.models import ArchiveObject, PurgeRecord, RetentionPolicy
 from archive.store import ArchiveStoreError, archive_store
 
@@ -210,8 +210,9 @@ def _periods_due(now: dt.datetime) -> list[tuple[str, Callable[[], events.MonthR
 
 def lifecycle_apply(*, actor: str) -> Outcome:
     """The policy applied, as the beat job does it: what is past its hot window archived (event months, merchant
-    daily summaries, audit logs, years of balance snapshots), warm objects past the warm window moved to cold,
-    objects past retention purged. A period or object that fails is logged and the others go on."""
+    daily summaries, audit logs, years of balance snapshots), short-lived rows past their policy deleted, warm
+    objects past the warm window moved to cold, objects past retention purged. A period or object that fails is
+    logged and the others go on."""
     outcome = Outcome()
     for label, archive in _periods_due(timezone.now()):
         try:
@@ -225,6 +226,13 @@ def lifecycle_apply(*, actor: str) -> Outcome:
             outcome.failed.append(f"{label}: {error}")
             continue
         outcome.done.append(f"{label}: {result.outcome}, {result.rows} rows")
+    try:
+        for table, count in shortlived.short_lived_purge(timezone.now()).items():
+            if count:
+                outcome.done.append(f"{table}: deleted {count} rows past retention")
+    except Exception as error:
+        logger.exception("deleting short-lived rows failed")
+        outcome.failed.append(f"short-lived rows: {error}")
     for step in (archives_move, lambda: archives_purge(actor=actor)):
         try:
             result = step()

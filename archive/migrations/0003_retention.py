@@ -193,9 +193,9 @@ SEED = [
         "cold_where": "",
         "cold_until": "P1Y",
         "keep": "P1Y",
-        "applied_by": "",
+        "applied_by": _EVENTS_JOB_SHORT,
         "description": "Console operations (replays, cache rebuilds, reconciliations asked from the console): kept "
-        "as long as the staff login records they complement. Not in the seed's table." + _NOT_APPLIED,
+        "as long as the staff login records they complement. Not in the seed's table.",
     },
     {
         "kind": "staff_login_records",
@@ -206,9 +206,9 @@ SEED = [
         "cold_where": "",
         "cold_until": "P1Y",
         "keep": "P1Y",
-        "applied_by": "",
+        "applied_by": _EVENTS_JOB_SHORT,
         "description": "Staff login records and lockouts (django-axes): a year, as PCI DSS (10.5.1) asks of audit "
-        "logs. Not in the seed's table." + _NOT_APPLIED,
+        "logs. Not in the seed's table.",
     },
     {
         "kind": "expired_sessions",
@@ -219,10 +219,10 @@ SEED = [
         "cold_where": "",
         "cold_until": "P0D",
         "keep": "P0D",
-        "applied_by": "",
+        "applied_by": _EVENTS_JOB_SHORT,
         "description": "Staff sessions: nothing is kept past a session's expiry (STAFF_SESSION_IDLE_MINUTES after "
-        "its last request; counted from its expiry date); `manage.py clearsessions` deletes the expired ones. Not "
-        "in the seed's table." + _NOT_APPLIED,
+        "its last request; counted from its expiry date); the lifecycle job deletes the expired ones. Not "
+        "in the seed's table.",
     },
 ]
 
