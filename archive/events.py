@@ -318,11 +318,14 @@ def events_month_restore(*, first: dt.date, actor: str) -> MonthResult:
         raise ArchiveRefused(f"{first:%Y-%m} has no archived events to restore")
     table = object_table(obj)
     csv_data = io.BytesIO()
-    options = pa_csv.WriteOptions(include_header=False, quoting_style="all_valid")
+    # Quoted only where needed (the server parses less); FORCE_NOT_NULL below keeps an unquoted empty string a
+    # string, not NULL.
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
     pa_csv.write_csv(table, csv_data, write_options=options)
 
     def fill(cursor, name: str) -> None:
-        sql = f"COPY {name} ({_RESTORE_COLUMNS}) FROM STDIN (FORMAT csv)"
+        texts = ", ".join(field.name for field in SCHEMA if pa.types.is_string(field.type))
+        sql = f"COPY {name} ({_RESTORE_COLUMNS}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL ({texts}))"
         with cursor.copy(sql) as copy:
             copy.write(csv_data.getvalue())
         if cursor.rowcount != obj.row_count:

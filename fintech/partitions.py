@@ -60,6 +60,12 @@ def partition_create(*, first: dt.date, fill: Callable[[Any, str], None] | None 
         cursor.execute(f"SELECT count(*) FROM {DEFAULT} WHERE occurred_at >= %s AND occurred_at < %s", [lower, upper])
         stranded = cursor.fetchone()[0]
         cursor.execute(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        # The month's bounds as a CHECK while rows go in: each row is checked as it arrives, and ATTACH, which
+        # would otherwise scan the whole table to prove them, trusts it.
+        cursor.execute(
+            f"ALTER TABLE {name} ADD CONSTRAINT {name}_bounds "
+            f"CHECK (occurred_at >= '{lower}' AND occurred_at < '{upper}')"
+        )
         if fill is not None:
             fill(cursor, name)
         if stranded:
@@ -75,6 +81,7 @@ def partition_create(*, first: dt.date, fill: Callable[[Any, str], None] | None 
             logger.warning("moved %s events from %s into %s", stranded, DEFAULT, name)
         # DDL takes no bind parameters; the bounds are ISO dates formatted above, never input.
         cursor.execute(f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES FROM ('{lower}') TO ('{upper}')")
+        cursor.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bounds")
         cursor.execute(
             f"CREATE TRIGGER fintech_event_no_truncate BEFORE TRUNCATE ON {name} "
             "FOR EACH STATEMENT EXECUTE FUNCTION fintech_event_append_only()"

@@ -12,6 +12,7 @@ from django.db import connection
 from archive.events import SCHEMA, _in_log_order, export_table
 from fintech import partitions
 from tests.archive.conftest import months_back
+from tests.fintech.helpers import AGGREGATE_TYPE
 
 
 def _table(pairs):
@@ -29,9 +30,11 @@ def test_log_order_is_by_transaction_then_position():
     assert not _in_log_order(_table([(1, 6), (1, 5)]))
 
 
+# An event type the tests register (the log outlives the test: whoever reads it all must decode it).
 INSERT = (
     "INSERT INTO fintech_event (event_id, aggregate_id, aggregate_type, event_type, event_data, version, "
-    "occurred_at) VALUES (%s, %s, 'bench', 'OrderProbe', '{}', 1, %s) RETURNING transaction_id::text::bigint, position"
+    "occurred_at) VALUES (%s, %s, %s, 'KernelNoted', '{\"note\": \"order probe\"}', 1, %s) "
+    "RETURNING transaction_id::text::bigint, position"
 )
 
 
@@ -43,9 +46,9 @@ def test_export_puts_a_late_inserting_older_transaction_first():
     params = connection.get_connection_params()
     with psycopg.connect(**params) as older, psycopg.connect(**params) as newer:
         older.execute("SELECT pg_current_xact_id()")  # its transaction id is taken first
-        early = newer.execute(INSERT, [uuid.uuid4(), uuid.uuid4(), moment]).fetchone()
+        early = newer.execute(INSERT, [uuid.uuid4(), uuid.uuid4(), AGGREGATE_TYPE, moment]).fetchone()
         newer.commit()
-        late = older.execute(INSERT, [uuid.uuid4(), uuid.uuid4(), moment]).fetchone()
+        late = older.execute(INSERT, [uuid.uuid4(), uuid.uuid4(), AGGREGATE_TYPE, moment]).fetchone()
         older.commit()
     assert late[0] < early[0]
     assert late[1] > early[1]
