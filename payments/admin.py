@@ -4,6 +4,7 @@ from django.db.models.fields.json import KT
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
+from fintech import eventstore
 from fintech.admin import ReadOnlyAdmin, UuidSearch, pretty_json
 from fintech.models import Event
 from payments.domain import AGGREGATE_TYPE, PaymentEvent
@@ -76,17 +77,23 @@ class PaymentAdmin(UuidSearch, ReadOnlyAdmin):
 
     @admin.display(description="events")
     def history(self, payment) -> str:
-        events = Event.objects.filter(aggregate_id=payment.stream_id).order_by("version")
+        # Every event, archived ones included (eventstore.load reads them back); only those still in the database
+        # have a page of their own.
+        events = eventstore.load(payment.stream_id)
+        hot = set(Event.objects.filter(aggregate_id=payment.stream_id).values_list("event_id", flat=True))
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
                     e.version,
-                    reverse("admin:fintech_event_change", args=[e.event_id]),
-                    e.event_type,
+                    format_html(
+                        "<a href='{}'>{}</a>", reverse("admin:fintech_event_change", args=[e.event_id]), e.event_type
+                    )
+                    if e.event_id in hot
+                    else f"{e.event_type} (archived)",
                     e.occurred_at,
-                    pretty_json(e.event_data),
+                    pretty_json(e.event.to_data()),
                 )
                 for e in events
             ),

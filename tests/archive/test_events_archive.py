@@ -8,10 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import uuid
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.services import api_token_issue
@@ -28,6 +31,7 @@ from payments import services as payments
 from projections.models import PaymentView
 from projections.services import projection_replay
 from tests.archive.conftest import ACTOR, project_all
+from tests.staff import staff_login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -226,3 +230,20 @@ def test_a_projection_behind_refuses_the_month(old_month, pay_in):
         _archive(first)
     assert partitions.partition_name(first) in partitions.existing_partitions()
     assert not ArchiveObject.objects.filter(period_start=first, state="archived").exists()
+
+
+def test_the_console_timeline_and_the_payment_page_show_archived_events(old_month, pay_in):
+    first = old_month(35)
+    payment = pay_in(first)
+    project_all()
+    _archive(first)
+    user = get_user_model().objects.create_user(f"root-{uuid.uuid4().hex[:6]}", is_staff=True, is_superuser=True)
+    client = staff_login(Client(), user)
+    timeline = client.get(f"/admin/console/payments/{payment.id}/").content.decode()
+    assert re.findall(r'data-event-type="(\w+)"', timeline) == [
+        "PaymentInitiated",
+        "PaymentAuthorized",
+        "PaymentCaptured",
+    ]
+    page = client.get(f"/admin/payments/paymentstream/{payment.id}/change/").content.decode()
+    assert page.count("(archived)") == 3
