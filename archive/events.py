@@ -181,7 +181,7 @@ def _projections_past(name: str) -> None:
     with raw_cursor() as cursor:
         cursor.execute(
             f"SELECT transaction_id::text::bigint, position FROM {name} "
-            "ORDER BY transaction_id DESC, position DESC LIMIT 1"
+            f"ORDER BY {name}.transaction_id DESC, {name}.position DESC LIMIT 1"
         )
         row = cursor.fetchone()
     if row is None:
@@ -281,7 +281,7 @@ def _detach_and_drop(obj: ArchiveObject, name: str) -> None:
         cursor.execute(f"LOCK TABLE {name} IN SHARE MODE")
         cursor.execute(
             f"SELECT count(*), (SELECT ARRAY[transaction_id::text::bigint, position] FROM {name} "
-            "ORDER BY transaction_id DESC, position DESC LIMIT 1) FROM {name}".replace("{name}", name)
+            f"ORDER BY {name}.transaction_id DESC, {name}.position DESC LIMIT 1) FROM {name}"
         )
         count, last = cursor.fetchone()
         if count != obj.row_count or (last or [None, None]) != [obj.last_transaction, obj.last_position]:

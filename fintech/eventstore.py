@@ -375,6 +375,19 @@ def _horizon(cursor) -> int:
     return cursor.fetchone()[0]
 
 
+# Ordered by the table's columns, not by the select list's transaction_id::text::bigint of the same name: ordered
+# by that, PostgreSQL sorted every remaining event for each batch (catch-up quadratic in the log) and the whole
+# log for the head, where the log index gives both in order.
+_READ_AFTER = (
+    f"{_SELECT} WHERE (transaction_id, position) > (%s::text::xid8, %s) AND transaction_id < %s::text::xid8 "
+    "ORDER BY fintech_event.transaction_id, fintech_event.position LIMIT %s"
+)
+_HEAD = (
+    "SELECT transaction_id::text::bigint, position FROM fintech_event WHERE transaction_id < %s::text::xid8 "
+    "ORDER BY fintech_event.transaction_id DESC, fintech_event.position DESC LIMIT 1"
+)
+
+
 def read_batch(
     *, after: Checkpoint | tuple[int, int] = _START, limit: int = 500, event_types: Collection[str] | None = None
 ) -> Batch:
@@ -384,12 +397,7 @@ def read_batch(
     after = Checkpoint(*after)
     with raw_cursor() as cursor:
         horizon = _horizon(cursor)
-        cursor.execute(
-            f"{_SELECT} WHERE (transaction_id, position) > (%s::text::xid8, %s) "
-            "AND transaction_id < %s::text::xid8 "
-            "ORDER BY transaction_id, position LIMIT %s",
-            [after.transaction_id, after.position, horizon, limit],
-        )
+        cursor.execute(_READ_AFTER, [after.transaction_id, after.position, horizon, limit])
         rows = cursor.fetchall()
     if _archive is not None:
         # Archived months hold events of every age: merged in, the first `limit` of both are the next ones.
@@ -436,10 +444,6 @@ def head() -> Checkpoint:
     """The checkpoint of the newest event read_all can return now."""
     with raw_cursor() as cursor:
         horizon = _horizon(cursor)
-        cursor.execute(
-            "SELECT transaction_id::text::bigint, position FROM fintech_event "
-            "WHERE transaction_id < %s::text::xid8 ORDER BY transaction_id DESC, position DESC LIMIT 1",
-            [horizon],
-        )
+        cursor.execute(_HEAD, [horizon])
         row = cursor.fetchone()
     return Checkpoint(*row) if row else Checkpoint()
