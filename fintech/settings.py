@@ -284,6 +284,10 @@ FINTECH_ARCHIVE_WARM_STORAGE_CLASS = env("FINTECH_ARCHIVE_WARM_STORAGE_CLASS", "
 FINTECH_ARCHIVE_COLD_STORAGE_CLASS = env("FINTECH_ARCHIVE_COLD_STORAGE_CLASS", "GLACIER_IR")
 # How long each kind of data stays hot, warm and cold is data, not settings: the archive_retention_policy table
 # (archive.retention; `manage.py retention_status`, `manage.py retention_set`).
+# /readyz answers 503 while a projection lags more than this behind the log, or the broker does not answer
+# within the timeout (project.health).
+READYZ_MAX_LAG_SECONDS = float(env("READYZ_MAX_LAG_SECONDS", "60"))
+READYZ_BROKER_TIMEOUT_SECONDS = float(env("READYZ_BROKER_TIMEOUT_SECONDS", "2"))
 # A console operation (replay, rebuild cache, reconcile) that wrote no progress for this long was cut off: a new
 # one of the same may start (console.services).
 CONSOLE_OPERATION_STALE_SECONDS = int(env("CONSOLE_OPERATION_STALE_SECONDS", "900"))
