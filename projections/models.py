@@ -49,7 +49,13 @@ class PaymentView(models.Model):
         db_table = "projections_payment"
         indexes = [
             models.Index(fields=["merchant_id", "created_at", "payment_id"], name="projections_payment_list"),
-            models.Index(fields=["merchant_id", "status"], name="projections_payment_status"),
+            # Each list filter, in the list's order: a page is an index range, whatever the merchant's size.
+            models.Index(
+                fields=["merchant_id", "status", "created_at", "payment_id"], name="projections_pay_status_list"
+            ),
+            models.Index(
+                fields=["merchant_id", "currency", "created_at", "payment_id"], name="projections_pay_currency_list"
+            ),
             # The staff console's payment search (console.forms.PaymentSearchForm).
             models.Index(fields=["last4", "created_at"], name="projections_payment_last4"),
             models.Index(
