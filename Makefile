@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench faults clean-data
+.PHONY: install run serve test lint format bench faults clean-data
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/python -m fintech.run
+
+# As run, with granian (SERVE_WORKERS processes, default one per CPU) in place of Django's development server.
+serve: install
+	$(BIN)/python -m fintech.run --serve
 
 test: install lint
 	$(BIN)/python -m pytest
