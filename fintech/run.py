@@ -10,6 +10,7 @@ its password a fresh random one each run (the role is set up again each run anyw
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         stdout=subprocess.DEVNULL,
     )
     app = {**owner, "DATABASE_URL": url_as(owner["DATABASE_URL"], user=app_role, password=password)}
+    # /metrics sums the counters of every process (web workers and the Celery worker) kept in one directory,
+    # emptied at each start (prometheus_client's multiprocess mode).
+    metrics_dir = devservices.DATA_DIR / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    app["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     children = [
         subprocess.Popen([python, "-m", "celery", "-A", "fintech", "worker", "-B", "-l", "INFO", "-c", "2"], env=app),
         subprocess.Popen(web_command(python, manage, serve=serve), env=app),

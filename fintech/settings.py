@@ -189,6 +189,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that it times everything below it.
+    "fintech.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files from STATIC_ROOT (collectstatic), with or without DEBUG: `make run` and production alike.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -288,6 +290,10 @@ FINTECH_ARCHIVE_COLD_STORAGE_CLASS = env("FINTECH_ARCHIVE_COLD_STORAGE_CLASS", "
 # within the timeout (project.health).
 READYZ_MAX_LAG_SECONDS = float(env("READYZ_MAX_LAG_SECONDS", "60"))
 READYZ_BROKER_TIMEOUT_SECONDS = float(env("READYZ_BROKER_TIMEOUT_SECONDS", "2"))
+# /metrics (project.metrics) answers clients of these networks only, and with METRICS_TOKEN set only with
+# `Authorization: Bearer <token>`; anyone else gets 404.
+METRICS_ALLOWED_NETWORKS = env("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+METRICS_TOKEN = env("METRICS_TOKEN", "")
 # A console operation (replay, rebuild cache, reconcile) that wrote no progress for this long was cut off: a new
 # one of the same may start (console.services).
 CONSOLE_OPERATION_STALE_SECONDS = int(env("CONSOLE_OPERATION_STALE_SECONDS", "900"))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from fintech import eventstore
+from fintech import eventstore, metrics
 from fintech.db import raw_cursor
 from fintech.events import DomainEvent
 from fintech.eventstore import StreamAppend
@@ -75,6 +75,7 @@ def entry_post(
     # The streams cannot move under us: their accounts are locked, and the entry's stream is new (or its hold
     # is locked).
     eventstore.append_streams(appends, metadata={"actor": actor}, savepoint=False)
+    metrics.ledger_entry_committed(kind)
     return Entry(id=entry_id, created_at=now, balances=after)
 
 

@@ -4,12 +4,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from fintech.routing import method_routes
 from payments.api import PaymentCreateApi
-from project import health
+from project import health, metrics
 from projections.api import PaymentListApi
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     # One URL, two sides: POST creates a payment (write side), GET lists them (read model).
     *method_routes("api/v1/payments", name="payment-create", post=PaymentCreateApi, get=PaymentListApi),
