@@ -26,7 +26,7 @@ from django.utils import timezone
 from archive.models import ArchiveObject
 from archive.sealing import SealBroken, seal, unseal
 from archive.store import ArchiveStoreError, archive_store
-from archive.tables import query_table
+from archive.tables import whole_table
 from fintech import partitions
 from fintech.db import raw_cursor
 from fintech.eventstore import Checkpoint
@@ -65,14 +65,13 @@ ANALYTICS_SCHEMA = pa.schema(
     ]
 )
 SCHEMAS = {ArchiveObject.EVENTS: SCHEMA, ArchiveObject.ANALYTICS: ANALYTICS_SCHEMA}
-_EXPORT = (
-    "SELECT event_id, aggregate_id, aggregate_type, event_type, event_version, event_data::text, metadata::text, "
-    "version, occurred_at, created_at, transaction_id::text::bigint, position FROM {table}"
-)
 _RESTORE_COLUMNS = (
     "event_id, aggregate_id, aggregate_type, event_type, event_version, event_data, metadata, version, "
     "occurred_at, created_at, transaction_id, position"
 )
+
+
+RESTORE_BATCH_ROWS = 16_384
 
 
 class ArchiveRefused(Exception):
@@ -102,7 +101,8 @@ def partition_exists(name: str) -> bool:
 
 def export_table(name: str) -> pa.Table:
     """A partition's rows in log order, as Arrow."""
-    table = query_table(_EXPORT.format(table=name), SCHEMA)
+    # The table's own COPY: jsonb and xid8 are written as the text the schema's columns parse.
+    table = whole_table(name, SCHEMA)
     # Sorted here rather than by the server, and only when the rows are not already in log order (a month
     # written by one writer at a time is).
     if _in_log_order(table):
@@ -308,6 +308,17 @@ def months_before(before: dt.date) -> list[dt.date]:
     return sorted(first for first in firsts if first < before)
 
 
+def _utc_as_text(table: pa.Table) -> pa.Table:
+    """UTC timestamps as text with their offset ("2026-06-01 12:00:00.000000+00"): Arrow writes a zoned
+    timestamp into CSV about thirty times slower than it casts the same instant, unzoned, to text."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz == "UTC":
+            instants = pc.cast(table.column(index), pa.timestamp(field.type.unit))
+            text = pc.binary_join_element_wise(pc.cast(instants, pa.string()), "+00", "")
+            table = table.set_column(index, field.name, text)
+    return table
+
+
 def events_month_restore(*, first: dt.date, actor: str) -> MonthResult:
     """Re-attach an archived month, after verifying its object against its manifest (ArchiveCorrupt: refused,
     nothing changed). The object stays in the store until purged."""
@@ -317,17 +328,19 @@ def events_month_restore(*, first: dt.date, actor: str) -> MonthResult:
     if obj is None:
         raise ArchiveRefused(f"{first:%Y-%m} has no archived events to restore")
     table = object_table(obj)
-    csv_data = io.BytesIO()
     # Quoted only where needed (the server parses less); FORCE_NOT_NULL below keeps an unquoted empty string a
     # string, not NULL.
     options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
-    pa_csv.write_csv(table, csv_data, write_options=options)
 
     def fill(cursor, name: str) -> None:
         texts = ", ".join(field.name for field in SCHEMA if pa.types.is_string(field.type))
         sql = f"COPY {name} ({_RESTORE_COLUMNS}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL ({texts}))"
         with cursor.copy(sql) as copy:
-            copy.write(csv_data.getvalue())
+            # Batch by batch: the server parses one while the next is encoded.
+            for batch in _utc_as_text(table).to_batches(max_chunksize=RESTORE_BATCH_ROWS):
+                chunk = io.BytesIO()
+                pa_csv.write_csv(batch, chunk, write_options=options)
+                copy.write(chunk.getvalue())
         if cursor.rowcount != obj.row_count:
             raise ArchiveCorrupt(f"{name}: the restored rows are not the {obj.row_count} of the manifest")
 

@@ -13,8 +13,18 @@ from fintech.db import raw_cursor
 
 def query_table(sql: str, schema: pa.Schema) -> pa.Table:
     """The rows of `sql` (a SELECT of the schema's columns, in order), empty strings kept apart from NULL."""
+    return _copied(f"COPY ({sql}) TO STDOUT (FORMAT csv)", schema)
+
+
+def whole_table(table: str, schema: pa.Schema) -> pa.Table:
+    """Every row of a table, the schema's columns by name: a COPY of the table itself, which the server writes
+    faster than the same rows of a query."""
+    return _copied(f"COPY {table} ({', '.join(schema.names)}) TO STDOUT (FORMAT csv)", schema)
+
+
+def _copied(copy_sql: str, schema: pa.Schema) -> pa.Table:
     buffer = io.BytesIO()
-    with raw_cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+    with raw_cursor() as cursor, cursor.copy(copy_sql) as copy:
         for chunk in copy:
             buffer.write(chunk)
     if not buffer.getbuffer().nbytes:
