@@ -72,6 +72,7 @@ _RESTORE_COLUMNS = (
 
 
 RESTORE_BATCH_ROWS = 16_384
+LOW_CARDINALITY = ("aggregate_type", "event_type", "currency", "action", "outcome", "channel")
 
 
 class ArchiveRefused(Exception):
@@ -123,7 +124,10 @@ def _in_log_order(table: pa.Table) -> bool:
 
 def parquet_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd", compression_level=1, row_group_size=128 * 1024)
+    # Dictionaries only for the columns of few values: tried on ids and JSON (Parquet's default), they cost three
+    # times the write and eight times the read (measured on 100,000 events) and win nothing.
+    few = [name for name in LOW_CARDINALITY if name in table.column_names]
+    pq.write_table(table, sink, compression="zstd", compression_level=1, use_dictionary=few, row_group_size=128 * 1024)
     return sink.getvalue()
 
 
