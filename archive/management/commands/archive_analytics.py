@@ -1,9 +1,11 @@
 import datetime as dt
 import getpass
+from functools import partial
 
 from django.core.management.base import BaseCommand, CommandError
 
-from archive import analytics, events, retention
+from archive import analytics, retention
+from archive.management.commands._each import archive_each
 from archive.management.commands.archive_events import month_arg
 
 ANALYTICS = "analytics"  # the retention policy's kind
@@ -24,14 +26,9 @@ class Command(BaseCommand):
             raise CommandError(f"{month:%Y-%m} is within the analytics window (from {boundary:%Y-%m} on)")
         months = [month] if month is not None else analytics.analytics_months_before(boundary)
         actor = f"archive_analytics ({getpass.getuser()})"
-        failed = 0
-        for first in months:
-            try:
-                result = analytics.analytics_month_archive(first=first, actor=actor)
-            except (events.ArchiveRefused, events.ArchiveCorrupt) as error:
-                failed += 1
-                self.stderr.write(f"{first:%Y-%m}: {error}")
-                continue
-            self.stdout.write(f"{first:%Y-%m}: {result.outcome}, {result.rows} summaries")
-        if failed:
-            raise CommandError(f"{failed} month(s) not archived")
+        archive_each(
+            self,
+            ((f"{m:%Y-%m}", partial(analytics.analytics_month_archive, first=m, actor=actor)) for m in months),
+            noun="summaries",
+            failure="{failed} month(s) not archived",
+        )

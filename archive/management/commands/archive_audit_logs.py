@@ -1,9 +1,11 @@
 import datetime as dt
 import getpass
+from functools import partial
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from archive import audit, events
+from archive import audit
+from archive.management.commands._each import archive_each
 from archive.management.commands.archive_events import month_arg
 
 
@@ -20,16 +22,9 @@ class Command(BaseCommand):
     def handle(self, *args, month, **options):
         boundary = audit.hot_boundary(dt.datetime.now(dt.UTC))
         actor = f"archive_audit_logs ({getpass.getuser()})"
-        failed = 0
-        for kind in audit.LOGS:
-            months = [month] if month is not None else audit.audit_months_before(kind, boundary)
-            for first in months:
-                try:
-                    result = audit.audit_month_archive(kind=kind, first=first, actor=actor)
-                except (events.ArchiveRefused, events.ArchiveCorrupt) as error:
-                    failed += 1
-                    self.stderr.write(f"{kind} {first:%Y-%m}: {error}")
-                    continue
-                self.stdout.write(f"{kind} {first:%Y-%m}: {result.outcome}, {result.rows} rows")
-        if failed:
-            raise CommandError(f"{failed} month(s) not archived")
+        periods = [
+            (f"{kind} {first:%Y-%m}", partial(audit.audit_month_archive, kind=kind, first=first, actor=actor))
+            for kind in audit.LOGS
+            for first in ([month] if month is not None else audit.audit_months_before(kind, boundary))
+        ]
+        archive_each(self, periods, noun="rows", failure="{failed} month(s) not archived")

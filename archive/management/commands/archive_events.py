@@ -1,9 +1,11 @@
 import datetime as dt
 import getpass
+from functools import partial
 
 from django.core.management.base import BaseCommand, CommandError
 
 from archive import events, retention
+from archive.management.commands._each import archive_each
 
 
 def month_arg(text: str) -> dt.date:
@@ -43,14 +45,9 @@ class Command(BaseCommand):
         else:
             months = events.months_before(min(before or boundary, boundary))
         actor = f"archive_events ({getpass.getuser()})"
-        failed = 0
-        for first in months:
-            try:
-                result = events.events_month_archive(first=first, actor=actor)
-            except (events.ArchiveRefused, events.ArchiveCorrupt) as error:
-                failed += 1
-                self.stderr.write(f"{first:%Y-%m}: {error}")
-                continue
-            self.stdout.write(f"{first:%Y-%m}: {result.outcome}, {result.rows} events")
-        if failed:
-            raise CommandError(f"{failed} month(s) not archived; their partitions are untouched")
+        archive_each(
+            self,
+            ((f"{first:%Y-%m}", partial(events.events_month_archive, first=first, actor=actor)) for first in months),
+            noun="events",
+            failure="{failed} month(s) not archived; their partitions are untouched",
+        )

@@ -1,9 +1,11 @@
 import datetime as dt
 import getpass
+from functools import partial
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from archive import events, snapshots
+from archive import snapshots
+from archive.management.commands._each import archive_each
 
 
 class Command(BaseCommand):
@@ -19,14 +21,9 @@ class Command(BaseCommand):
         last = snapshots.last_archivable_year(dt.datetime.now(dt.UTC))
         years = [year] if year is not None else ([] if last is None else snapshots.snapshot_years_before(last))
         actor = f"archive_snapshots ({getpass.getuser()})"
-        failed = 0
-        for each in years:
-            try:
-                result = snapshots.snapshots_year_archive(year=each, actor=actor)
-            except (events.ArchiveRefused, events.ArchiveCorrupt) as error:
-                failed += 1
-                self.stderr.write(f"{each}: {error}")
-                continue
-            self.stdout.write(f"{each}: {result.outcome}, {result.rows} snapshots")
-        if failed:
-            raise CommandError(f"{failed} year(s) not archived")
+        archive_each(
+            self,
+            ((str(each), partial(snapshots.snapshots_year_archive, year=each, actor=actor)) for each in years),
+            noun="snapshots",
+            failure="{failed} year(s) not archived",
+        )
