@@ -22,11 +22,12 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from django.db import transaction
 from django.utils import timezone
+from psycopg.copy import QueuedLibpqWriter
 
 from archive.models import ArchiveObject
 from archive.sealing import SealBroken, seal, unseal
 from archive.store import ArchiveStoreError, archive_store
-from archive.tables import whole_table
+from archive.tables import select_table
 from fintech import partitions
 from fintech.db import raw_cursor
 from fintech.eventstore import Checkpoint
@@ -69,7 +70,10 @@ _RESTORE_COLUMNS = (
     "event_id, aggregate_id, aggregate_type, event_type, event_version, event_data, metadata, version, "
     "occurred_at, created_at, transaction_id, position"
 )
-
+_EXPORT_COLUMNS = (
+    "event_id::text, aggregate_id::text, aggregate_type, event_type, event_version, event_data::text, "
+    "metadata::text, version, occurred_at, created_at, transaction_id::text::bigint, position"
+)
 
 RESTORE_BATCH_ROWS = 16_384
 LOW_CARDINALITY = ("aggregate_type", "event_type", "currency", "action", "outcome", "channel")
@@ -102,8 +106,7 @@ def partition_exists(name: str) -> bool:
 
 def export_table(name: str) -> pa.Table:
     """A partition's rows in log order, as Arrow."""
-    # The table's own COPY: jsonb and xid8 are written as the text the schema's columns parse.
-    table = whole_table(name, SCHEMA)
+    table = select_table(f"SELECT {_EXPORT_COLUMNS} FROM {name}", SCHEMA)
     # Sorted here rather than by the server, and only when the rows are not already in log order (a month
     # written by one writer at a time is).
     if _in_log_order(table):
@@ -336,11 +339,12 @@ def events_month_restore(*, first: dt.date, actor: str) -> MonthResult:
     # string, not NULL.
     options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
 
-    def fill(cursor, name: str) -> None:
+    def fill(wrapper, name: str) -> None:
         texts = ", ".join(field.name for field in SCHEMA if pa.types.is_string(field.type))
         sql = f"COPY {name} ({_RESTORE_COLUMNS}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL ({texts}))"
-        with cursor.copy(sql) as copy:
-            # Batch by batch: the server parses one while the next is encoded.
+        cursor = wrapper.cursor  # psycopg's own, under Django's wrapper: the writer sets its result
+        # Batch by batch, sent by a thread of its own: the server parses one while the next is encoded.
+        with cursor.copy(sql, writer=QueuedLibpqWriter(cursor)) as copy:
             for batch in _utc_as_text(table).to_batches(max_chunksize=RESTORE_BATCH_ROWS):
                 chunk = io.BytesIO()
                 pa_csv.write_csv(batch, chunk, write_options=options)
