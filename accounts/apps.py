@@ -8,3 +8,6 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         # Registers the customer events, so every process can decode them, whether or not it loads the admin.
         import accounts.domain  # noqa: F401
+        from accounts import signals
+
+        signals.connect()

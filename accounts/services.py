@@ -23,6 +23,7 @@ from accounts.domain import (
     registered_pii_context,
 )
 from accounts.models import ApiToken, Customer, Merchant, MerchantUser
+from accounts.principals import principals_forget
 from fintech import eventstore, policy
 from vault import services as vault_services
 
@@ -67,7 +68,10 @@ def api_token_issue(
 def api_token_revoke(*, token_ids: list[int]) -> int:
     """Revoke these API tokens from now on (those already revoked keep their time); returns how many were
     revoked now."""
-    return ApiToken.objects.filter(id__in=token_ids, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    with transaction.atomic():
+        tokens = ApiToken.objects.filter(id__in=token_ids, revoked_at__isnull=True)
+        principals_forget(tokens.values_list("key_hash", flat=True))
+        return tokens.update(revoked_at=timezone.now())
 
 
 def customer_register(

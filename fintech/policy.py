@@ -119,10 +119,12 @@ def may_move_money(user) -> bool:
 def may_read_ledger(user, *, owner: tuple[str, str]) -> bool:
     """Whether the user may read a ledger account of this (owner_type, owner_id): finance reads every account,
     a merchant's users their merchant's."""
-    if may_move_money(user):
-        return True
-    merchant_id = merchant_of(user)
-    return merchant_id is not None and owner == ("merchant", merchant_id)
+    return ledger_readable(owner, finance=may_move_money(user), merchant_id=merchant_of(user))
+
+
+def ledger_readable(owner: tuple[str, str], *, finance: bool, merchant_id: str | None) -> bool:
+    """may_read_ledger's rule, from what it reads of the user (also what a cached API token principal keeps)."""
+    return finance or (merchant_id is not None and owner == ("merchant", merchant_id))
 
 
 def may_detokenize(user) -> bool:

@@ -290,6 +290,9 @@ FINTECH_ARCHIVE_COLD_STORAGE_CLASS = env("FINTECH_ARCHIVE_COLD_STORAGE_CLASS", "
 # within the timeout (project.health).
 READYZ_MAX_LAG_SECONDS = float(env("READYZ_MAX_LAG_SECONDS", "60"))
 READYZ_BROKER_TIMEOUT_SECONDS = float(env("READYZ_BROKER_TIMEOUT_SECONDS", "2"))
+# `make bench`'s own server mounts the view its read path is measured against (project.bench); never set it in a
+# deployment.
+BENCH_ENDPOINTS = env_bool("FINTECH_BENCH_ENDPOINTS", False)
 # /metrics (project.metrics) answers clients of these networks only, and with METRICS_TOKEN set only with
 # `Authorization: Bearer <token>`; anyone else gets 404.
 METRICS_ALLOWED_NETWORKS = env("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")

@@ -39,6 +39,29 @@ def redis_key(scope: str, ident: str, window: int) -> str:
     return f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:{KEY_PREFIX}:{scope}:{ident}:{window}"
 
 
+def windows(idents: dict[str, str], now: float) -> dict[str, tuple[int, int]]:
+    """The Redis key of each (scope, identity) window open at `now` → its (limit, period); scopes without a limit
+    are left out."""
+    limits = {}
+    for scope, ident in idents.items():
+        rate = rate_parse(settings.API_THROTTLE_RATES.get(scope))
+        if rate is not None:
+            limits[redis_key(scope, ident, int(now // rate[1]))] = rate
+    return limits
+
+
+def wait_over(limits: dict[str, tuple[int, int]], counts: list[int], now: float) -> int | None:
+    """Seconds until the request may come again when a count is over its limit, else None."""
+    over = [period for (limit, period), count in zip(limits.values(), counts, strict=True) if count > limit]
+    return max(math.ceil(period - now % period) for period in over) if over else None
+
+
+# Set on a request (the Django HttpRequest) whose ApiRateThrottle windows were already counted, by the read path
+# that counts them in its own Redis round trip (accounts.fastread) before handing the request on: the seconds to
+# wait when over, or None. Counting it again would count the request twice.
+COUNTED = "fintech_api_rate_counted"
+
+
 class FixedWindowThrottle(BaseThrottle):
     """Counts a request against each of its (scope, identity) windows in one round trip to Redis."""
 
@@ -49,11 +72,7 @@ class FixedWindowThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
         self._wait = None
         now = time.time()
-        limits = {}
-        for scope, ident in self.idents(request).items():
-            rate = rate_parse(settings.API_THROTTLE_RATES.get(scope))
-            if rate is not None:
-                limits[redis_key(scope, ident, int(now // rate[1]))] = rate
+        limits = windows(self.idents(request), now)
         if not limits:
             return True
         try:
@@ -65,14 +84,15 @@ class FixedWindowThrottle(BaseThrottle):
         except (RedisError, ConnectionInterrupted, OSError) as error:
             logger.warning("rate limits not enforced, Redis unavailable: %s", error)
             return True
-        over = [period for (limit, period), count in zip(limits.values(), counts, strict=True) if count > limit]
-        if over:
-            self._wait = max(math.ceil(period - now % period) for period in over)
-            return False
-        return True
+        self._wait = wait_over(limits, counts, now)
+        return self._wait is None
 
     def wait(self) -> float | None:
         return self._wait
+
+
+def token_ident(key_hash: str) -> str:
+    return f"token-{key_hash[:16]}"
 
 
 def _token_ident(request) -> str | None:
@@ -80,7 +100,7 @@ def _token_ident(request) -> str | None:
     # ever share a window, even in databases recreated from scratch); a session counts per user.
     key_hash = getattr(request.auth, "key_hash", None)
     if key_hash is not None:
-        return f"token-{key_hash[:16]}"
+        return token_ident(key_hash)
     user_id = getattr(request.user, "pk", None)
     return None if user_id is None else f"user-{user_id}"
 
@@ -88,6 +108,13 @@ def _token_ident(request) -> str | None:
 class ApiRateThrottle(FixedWindowThrottle):
     """Every API request: `token` per API token (or session user), `ip` per client address (REST_FRAMEWORK's
     NUM_PROXIES says how many proxies' X-Forwarded-For entries to trust)."""
+
+    def allow_request(self, request, view) -> bool:
+        counted = getattr(request, "_request", request).__dict__
+        if COUNTED in counted:
+            self._wait = counted[COUNTED]
+            return self._wait is None
+        return super().allow_request(request, view)
 
     def idents(self, request) -> dict[str, str]:
         idents = {"ip": self.get_ident(request)}

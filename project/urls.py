@@ -1,10 +1,11 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from fintech.routing import method_routes
 from payments.api import PaymentCreateApi
-from project import health, metrics
+from project import bench, health, metrics
 from projections.api import PaymentListApi
 
 urlpatterns = [
@@ -21,3 +22,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
+
+if settings.BENCH_ENDPOINTS:
+    urlpatterns.append(path("bench/redis-get/<uuid:payment_id>", bench.redis_get, name="bench-redis-get"))

@@ -1,42 +1,59 @@
 """The read side of the payments API: the payment read model, from Redis or its table."""
 
 import datetime as dt
+import json
+import uuid
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from accounts import fastread
+from accounts.fastread import FastReadView
 from fintech.api import MerchantApi
 from payments.domain import STATUSES
 from payments.serializers import PaymentDetailOutputSerializer, PaymentListOutputSerializer
-from projections import selectors
+from projections import cache, selectors
+from projections.payments import PAYMENTS
 
 
-def _freshness(document: dict, source: str) -> dict:
-    return {
-        "read_model_version": document["version"],
-        "projection_checkpoint_at": selectors.projection_checkpoint_at(),
-        "source": source,
+def _payment_answer(document: dict, source: str, checkpoint_at: str | None) -> tuple[dict, dict[str, str]]:
+    """The body and headers of a payment's answer."""
+    freshness = {"read_model_version": document["version"], "projection_checkpoint_at": checkpoint_at, "source": source}
+    headers = {
+        "ETag": f'"{document["version"]}"',
+        "X-Read-Model-Version": str(document["version"]),
+        "X-Projection-Checkpoint-At": checkpoint_at or "",
     }
+    return {**document, "freshness": freshness}, headers
 
 
-class PaymentDetailApi(MerchantApi):
+class PaymentDetailApi(FastReadView, MerchantApi):
+    def fast_get(self, request, payment_id: str = "", **kwargs):
+        try:
+            key = cache.payment_key(uuid.UUID(payment_id))
+        except ValueError:
+            return None
+        admitted = fastread.admit(request, [(key, fastread.GET), (cache.checkpoint_key(PAYMENTS), fastread.GET)])
+        if admitted is None or admitted.principal.merchant_id is None:
+            return None
+        cached, checkpoint_at = admitted.documents
+        if cached is None or checkpoint_at is None:
+            return None
+        document = json.loads(cached)
+        if document["merchant_id"] != admitted.principal.merchant_id:
+            return None  # DRF's path answers the 404
+        return fastread.json_response(self, *_payment_answer(document, "cache", checkpoint_at.decode()))
+
     @extend_schema(operation_id="payments_retrieve", responses={200: PaymentDetailOutputSerializer})
     def get(self, request, **kwargs):
         found = selectors.payment_get(payment_id=self.payment_id(), merchant_id=self.merchant_id())
         if found is None:
             raise NotFound("no such payment (or not projected yet)")
         document, source = found
-        freshness = _freshness(document, source)
-        return Response(
-            {**document, "freshness": freshness},
-            headers={
-                "ETag": f'"{document["version"]}"',
-                "X-Read-Model-Version": str(document["version"]),
-                "X-Projection-Checkpoint-At": freshness["projection_checkpoint_at"] or "",
-            },
-        )
+        body, headers = _payment_answer(document, source, selectors.projection_checkpoint_at())
+        return Response(body, headers=headers)
 
 
 class PaymentListApi(MerchantApi):

@@ -23,6 +23,7 @@ VAULT_SECONDS = 2.0  # at most, per vault measurement
 READ_SECONDS = 1.0  # at most, per read-side measurement
 PROJECTION_EVENTS = 100_000
 ARCHIVE_EVENTS = 100_000
+SERVE_SECONDS = 3.0  # at most, per wrk run
 
 
 def out(line: str = "") -> None:
@@ -71,6 +72,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ledger-only", action="store_true", help="only the ledger section (no payments, no vault, no read side)"
     )
     sections.add_argument("--archive-only", action="store_true", help="only the archive section")
+    sections.add_argument(
+        "--serve-only", action="store_true", help="only the read path through the production server (wrk)"
+    )
+    parser.add_argument("--skip-serve", action="store_true", help="leave out the production server's read path")
     parser.add_argument("--skip-archive", action="store_true", help="leave out the archive section")
     parser.add_argument(
         "--archive-events",
@@ -192,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     out(f"{mode}, {args.rounds} interleaved rounds, {args.warmup} warm-up payments per client, spawned processes")
 
-    only_archive = args.archive_only
+    only_archive = args.archive_only or args.serve_only  # the sections below run only when none is "only"
     if not (args.projections_only or args.ledger_only or only_archive):
         run_commands_and_vault(args, bench)
     if not (args.skip_projections or args.ledger_only or only_archive):
@@ -217,10 +222,14 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             out=out,
         )
-    if not (args.skip_archive or args.projections_only or args.ledger_only):
+    if not (args.skip_archive or args.projections_only or args.ledger_only or args.serve_only):
         from tests.bench import archive  # on the bench database, in this process
 
         archive.run(url=bench.url, events=args.archive_events, rounds=args.rounds, out=out)
+    if not (args.skip_serve or args.projections_only or args.ledger_only or args.archive_only):
+        from tests.bench import serve  # fixtures on the bench database, then a server of its own
+
+        serve.run(url=bench.url, seconds=min(args.seconds, SERVE_SECONDS), rounds=args.rounds, out=out)
     out()
     if not (args.projections_only or args.ledger_only or only_archive):
         out("all payments verified (3 events, stream at version 3, one granted detokenisation audit row)")
