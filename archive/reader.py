@@ -5,6 +5,7 @@ changes."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import time
 import uuid
@@ -71,6 +72,11 @@ class ArchivedEvents:
             )
             rows += _rows(table.filter(mask))
         return rows
+
+    def months(self) -> set[dt.date]:
+        with raw_cursor() as cursor:
+            cursor.execute("SELECT period_start FROM archive_object WHERE kind = 'events' AND state = 'archived'")
+            return {row[0] for row in cursor.fetchall()}
 
     def rows_after(self, after: Checkpoint, limit: int) -> list[tuple]:
         rows: list[tuple] = []

@@ -290,8 +290,16 @@ class ArchiveReader(Protocol):
     def rows_after(self, after: Checkpoint, limit: int) -> list[tuple]:
         """The first `limit` archived rows after a checkpoint, in (transaction id, position) order."""
 
+    def months(self) -> set[dt.date]:
+        """The first days of the months whose partitions are archived (and dropped)."""
+
 
 _archive: ArchiveReader | None = None
+
+
+def archived_months() -> set[dt.date]:
+    """The months whose events left the database for the archive: nothing may be appended into them."""
+    return _archive.months() if _archive is not None else set()
 
 
 def archive_reader_set(reader: ArchiveReader | None) -> None:

@@ -44,6 +44,18 @@ def token_describe(*, token: str, merchant_id: str, today: dt.date | None = None
     return summary
 
 
+def tokens_describe(*, tokens: list[str]) -> dict[str, tuple[str, CardSummary]]:
+    """(merchant id, displayable facts) of each known token among these, in one query (a batch import); the
+    caller checks the merchant and the expiry, as token_describe does."""
+    with raw_cursor() as cursor:
+        cursor.execute(
+            "SELECT merchant_id, token, brand, last4, masked, exp_month, exp_year FROM vault_card "
+            "WHERE token = ANY(%s)",
+            [[token for token in tokens if isinstance(token, str) and token.startswith("tok_")]],
+        )
+        return {row[1]: (row[0], CardSummary(*row[1:])) for row in cursor.fetchall()}
+
+
 def _card(*, token: str, merchant_id: str) -> CardSummary | None:
     if not isinstance(token, str) or not token.startswith("tok_"):
         return None
