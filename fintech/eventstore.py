@@ -424,6 +424,48 @@ def read_batch(
     return Batch(events=events, end=previous, read=len(rows))
 
 
+@dataclass(frozen=True)
+class EventKey:
+    """What a set-based reader needs to know of an event without its data: a projection that applies a range
+    of the log in SQL (projections.engine) reads these, and the server reads the data itself."""
+
+    checkpoint: Checkpoint
+    event_type: str
+    event_version: int
+    stream_id: str
+    created_at: str  # as the server writes it: dt.datetime.fromisoformat reads it, for the one key that needs it
+
+
+@dataclass(frozen=True)
+class KeyBatch:
+    """The keys of the next rows (all types), where to read on from, and whether archived rows lie among them
+    (the server cannot read those: the caller must take read_batch's way)."""
+
+    keys: list[EventKey]
+    end: Checkpoint
+    archived: bool
+
+
+_KEYS_AFTER = (
+    # Text, not UUIDs and datetimes: parsed, they cost more than the rest of the read.
+    "SELECT transaction_id::text::bigint, position, event_type, event_version, aggregate_id::text, created_at::text "
+    "FROM fintech_event WHERE (transaction_id, position) > (%s::text::xid8, %s) AND transaction_id < %s::text::xid8 "
+    "ORDER BY fintech_event.transaction_id, fintech_event.position LIMIT %s"
+)
+
+
+def read_keys(*, after: Checkpoint | tuple[int, int] = _START, limit: int = 500) -> KeyBatch:
+    """The keys of the rows read_batch would read next, below the same horizon, without their data."""
+    after = Checkpoint(*after)
+    with raw_cursor() as cursor:
+        horizon = _horizon(cursor)
+        cursor.execute(_KEYS_AFTER, [after.transaction_id, after.position, horizon, limit])
+        rows = cursor.fetchall()
+    keys = [EventKey(Checkpoint(tx, position), *rest) for tx, position, *rest in rows]
+    archived = _archive is not None and bool(_archive.rows_after(after, limit))
+    return KeyBatch(keys=keys, end=keys[-1].checkpoint if keys else after, archived=archived)
+
+
 def backlog(
     *, after: Checkpoint | tuple[int, int] = _START, event_types: Collection[str] | None = None
 ) -> tuple[int, dt.datetime | None]:

@@ -24,6 +24,7 @@ READ_SECONDS = 1.0  # at most, per read-side measurement
 PROJECTION_EVENTS = 100_000
 ARCHIVE_EVENTS = 100_000
 SERVE_SECONDS = 3.0  # at most, per wrk run
+IMPORT_PAYMENTS = 10_000
 
 
 def out(line: str = "") -> None:
@@ -76,6 +77,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--serve-only", action="store_true", help="only the read path through the production server (wrk)"
     )
     parser.add_argument("--skip-serve", action="store_true", help="leave out the production server's read path")
+    sections.add_argument("--import-only", action="store_true", help="only the import_payments section")
+    parser.add_argument("--skip-import", action="store_true", help="leave out the import_payments section")
+    parser.add_argument(
+        "--import-payments",
+        type=int,
+        default=IMPORT_PAYMENTS,
+        help=f"payments in the imported file (default {IMPORT_PAYMENTS:,})",
+    )
     parser.add_argument("--skip-archive", action="store_true", help="leave out the archive section")
     parser.add_argument(
         "--archive-events",
@@ -197,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     out(f"{mode}, {args.rounds} interleaved rounds, {args.warmup} warm-up payments per client, spawned processes")
 
-    only_archive = args.archive_only or args.serve_only  # the sections below run only when none is "only"
+    only = args.archive_only or args.serve_only or args.import_only
+    only_archive = only  # the sections below run only when none is "only"
     if not (args.projections_only or args.ledger_only or only_archive):
         run_commands_and_vault(args, bench)
     if not (args.skip_projections or args.ledger_only or only_archive):
@@ -222,11 +232,15 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             out=out,
         )
-    if not (args.skip_archive or args.projections_only or args.ledger_only or args.serve_only):
+    if not (args.skip_archive or args.projections_only or args.ledger_only or args.serve_only or args.import_only):
         from tests.bench import archive  # on the bench database, in this process
 
         archive.run(url=bench.url, events=args.archive_events, rounds=args.rounds, out=out)
-    if not (args.skip_serve or args.projections_only or args.ledger_only or args.archive_only):
+    if not (args.skip_import or args.projections_only or args.ledger_only or args.archive_only or args.serve_only):
+        from tests.bench import imports  # on the bench database, in this process
+
+        imports.run(url=bench.url, payments=args.import_payments, rounds=args.rounds, out=out)
+    if not (args.skip_serve or args.projections_only or args.ledger_only or args.archive_only or args.import_only):
         from tests.bench import serve  # fixtures on the bench database, then a server of its own
 
         serve.run(url=bench.url, seconds=min(args.seconds, SERVE_SECONDS), rounds=args.rounds, out=out)

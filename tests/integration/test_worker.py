@@ -138,7 +138,8 @@ def test_worker_killed_mid_batch_applies_every_event_exactly_once(worker, settin
             cursor.execute(
                 "SELECT a.state, a.query FROM pg_stat_activity a, projections_projectionstate s "
                 "WHERE a.application_name = %s AND a.datname = current_database() AND a.xact_start IS NOT NULL "
-                "AND a.query ~ '^(INSERT INTO|UPDATE) projections_(payment|merchant_daily) ' "
+                # the handlers' statements, or the range applied in SQL (projections.payments._INITIATED, _FOLDED)
+                "AND a.query ~ '^((INSERT INTO|UPDATE) projections_(payment|merchant_daily) |WITH logged AS )' "
                 "AND s.name = %s AND s.events_applied > 0 AND a.xact_start > s.updated_at",
                 [WORKER_APPLICATION_NAME, PAYMENTS],
             )
