@@ -3,7 +3,7 @@
 A JSONL file of `payments` captured payments (3 events each, initiated five months back, one vault token of
 one merchant) is imported through payments.imports (parse, decide by the aggregate, check the card, COPY in
 chunks, the log's stream trigger on every row). The raw figure COPYs the same event rows, as the import wrote
-them, into a bare copy of the log's table: no trigger, no parsing, no decision.
+them (their positions included), into a bare copy of the log's table: no trigger, no parsing, no decision.
 
 Call only after django.setup() on the bench database.
 """
@@ -20,7 +20,8 @@ import psycopg
 
 TARGET_EVENTS_PER_SECOND = 10_000
 _COLUMNS = (
-    "event_id, aggregate_id, aggregate_type, event_type, event_version, event_data, metadata, version, occurred_at"
+    "position, event_id, aggregate_id, aggregate_type, event_type, event_version, event_data, metadata, version, "
+    "occurred_at"
 )
 
 
