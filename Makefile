@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve test lint format bench faults clean-data
+.PHONY: install run serve test lint format bench faults loadtest clean-data
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: install
 # Faults under load against servers of its own (a few minutes): `python -m tests.faults --help` for the options.
 faults: install
 	$(BIN)/python -m tests.faults
+
+# Mixed traffic at rising concurrency against make serve's server on servers of its own, then reconcile (a few
+# minutes): `python -m tests.loadtest --help` for the options; the chart goes to test-artifacts/loadtest/.
+loadtest: install
+	$(BIN)/python -m tests.loadtest
 
 # Stops the embedded servers and removes their data (never touches DATABASE_URL / REDIS_URL servers).
 clean-data: install

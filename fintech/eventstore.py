@@ -490,6 +490,27 @@ def backlog(
     return count, oldest
 
 
+_OLDEST_PENDING = (
+    "SELECT created_at FROM fintech_event WHERE (transaction_id, position) > (%s::text::xid8, %s) "
+    "AND transaction_id < %s::text::xid8 AND (%s::text[] IS NULL OR event_type = ANY(%s::text[])) "
+    "ORDER BY fintech_event.transaction_id, fintech_event.position LIMIT 1"
+)
+
+
+def oldest_pending(
+    *, after: Checkpoint | tuple[int, int] = _START, event_types: Collection[str] | None = None
+) -> dt.datetime | None:
+    """When the first committed event (of `event_types`, or any) after a checkpoint was written, None when there
+    is none: backlog's age, read by the log's index however far behind the checkpoint is (a health probe)."""
+    after = Checkpoint(*after)
+    with raw_cursor() as cursor:
+        horizon = _horizon(cursor)
+        types = None if event_types is None else list(event_types)
+        cursor.execute(_OLDEST_PENDING, [after.transaction_id, after.position, horizon, types, types])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def head() -> Checkpoint:
     """The checkpoint of the newest event read_all can return now."""
     with raw_cursor() as cursor:

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 from django_redis import get_redis_connection
 
 from fintech.celery import app as celery_app
-from projections.selectors import projection_status_list
+from projections.selectors import projection_lags
 
 OK = "ok"
 
@@ -53,12 +53,12 @@ def _broker() -> str:
 
 def _projections() -> str:
     try:
-        statuses = projection_status_list()
+        lags = projection_lags()
     except Exception as error:  # noqa: BLE001
         return _failure(error)
     bound = settings.READYZ_MAX_LAG_SECONDS
-    behind = [f"{s.name} {s.lag_seconds:.0f} s" for s in statuses if s.lag_seconds > bound]
-    stopped = [f"{s.name} stopped" for s in statuses if s.error]
+    behind = [f"{name} {seconds:.0f} s" for name, seconds, _ in lags if seconds > bound]
+    stopped = [f"{name} stopped" for name, _, error in lags if error]
     problems = behind + stopped
     return OK if not problems else f"{', '.join(problems)} (bound {bound} s)"
 

@@ -23,7 +23,7 @@ import psycopg
 import requests
 
 from fintech.redisurls import broker_url
-from fintech.run import url_as
+from fintech.run import url_as, web_command
 from tests.faults.servers import Postgres, Process, Redis, wait_until
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -56,8 +56,19 @@ def _free_port() -> int:
 class Stack:
     """Servers, processes and API tokens of one run of the suite."""
 
-    def __init__(self, *, catch_up_seconds: float = 1.0, say: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        *,
+        catch_up_seconds: float = 1.0,
+        say: Callable[[str], None] = print,
+        serve: bool = False,
+        app_env: dict[str, str] | None = None,
+    ) -> None:
+        # `serve`: the application under make serve's granian rather than runserver; `app_env`: more variables
+        # for the application's processes.
         self.catch_up_seconds = catch_up_seconds
+        self.serve = serve
+        self.extra_env = app_env or {}
         self.say = say
         self.directory: Path | None = None
         self.postgres: Postgres | None = None
@@ -104,14 +115,17 @@ class Stack:
             raise RuntimeError(f"provisioning failed:\n{provisioned.stdout}\n{provisioned.stderr}")
         provision = json.loads(provisioned.stdout.strip().splitlines()[-1])
         self.tokens, self.projections = provision["tokens"], set(provision["projections"])
-        self.app_env = self._env(url_as(self.postgres.url(), user=APP_ROLE, password=password))
+        self.app_env = {**self._env(url_as(self.postgres.url(), user=APP_ROLE, password=password)), **self.extra_env}
         port = _free_port()
         self.base_url = f"http://127.0.0.1:{port}"
         python = sys.executable
+        web = [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+        if self.serve:
+            web = web_command(python, [python, "manage.py"], serve=True, address=f"127.0.0.1:{port}")
         self.web = Process(
             "web",
-            [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-            env={**self.app_env, "LOG_LEVEL": "WARNING"},
+            web,
+            env={**self.app_env, "LOG_LEVEL": "WARNING", "STATIC_ROOT": str(self.directory / "static")},
             cwd=BASE_DIR,
             log_path=self.directory / "web.log",
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from fintech.eventstore import _HEAD, _READ_AFTER
+from fintech.eventstore import _HEAD, _KEYS_AFTER, _OLDEST_PENDING, _READ_AFTER
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +30,13 @@ def _plan(sql: str, params: list) -> list[dict]:
 
 @pytest.mark.parametrize(
     ("name", "sql", "params"),
-    [("read_batch", _READ_AFTER, [0, 0, 2**62, 2000]), ("head", _HEAD, [2**62])],
+    [
+        ("read_batch", _READ_AFTER, [0, 0, 2**62, 2000]),
+        ("read_keys", _KEYS_AFTER, [0, 0, 2**62, 2000]),
+        ("head", _HEAD, [2**62]),
+        # /readyz's lag: the first pending event, however far behind the checkpoint is
+        ("oldest_pending", _OLDEST_PENDING, [0, 0, 2**62, ["PaymentCaptured"], ["PaymentCaptured"]]),
+    ],
 )
 def test_log_reads_come_from_the_log_index_without_a_sort(name, sql, params):
     nodes = _plan(sql, params)

@@ -23,7 +23,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def served(tmp_path):
+def served(tmp_path, monkeypatch):
+    # web_command reads these from the environment, as make serve does
+    monkeypatch.setenv("SERVE_WORKERS", "1")
+    monkeypatch.setenv("SERVE_GRACEFUL_SECONDS", "10")
     env = {
         **os.environ,
         "DATABASE_URL": database_url(settings.DATABASE_URL, connection.settings_dict["NAME"]),
