@@ -48,9 +48,10 @@ def chart_svg(steps) -> str:
             cx, cy = x(step.throughput), y(step.percentile(fraction))
             parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{colour}"/>')
             if fraction == 0.99:
-                parts.append(f'<text x="{cx + 5:.1f}" y="{cy - 5:.1f}">{step.clients} clients</text>')
+                clients = f"{step.clients} client{'' if step.clients == 1 else 's'}"
+                parts.append(f'<text x="{cx + 5:.1f}" y="{cy - 5:.1f}">{clients}</text>')
         legend_y = MARGIN + 15 * index
-        parts.append(f'<rect x="{WIDTH - MARGIN - 60}" y="{legend_y - 9}" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{WIDTH - MARGIN - 45}" y="{legend_y}">{escape(label)}</text>')
+        parts.append(f'<rect x="{MARGIN + 10}" y="{legend_y - 9}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{MARGIN + 25}" y="{legend_y}">{escape(label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
