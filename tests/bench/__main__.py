@@ -25,6 +25,7 @@ PROJECTION_EVENTS = 100_000
 ARCHIVE_EVENTS = 100_000
 SERVE_SECONDS = 3.0  # at most, per wrk run
 IMPORT_PAYMENTS = 10_000
+SCALE_EVENTS = [100_000, 1_000_000]
 
 
 def out(line: str = "") -> None:
@@ -78,6 +79,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-serve", action="store_true", help="leave out the production server's read path")
     sections.add_argument("--import-only", action="store_true", help="only the import_payments section")
+    sections.add_argument("--scale-only", action="store_true", help="only the costs against the log's size")
+    parser.add_argument("--skip-scale", action="store_true", help="leave out the costs against the log's size")
+    parser.add_argument(
+        "--scale-events",
+        type=int,
+        nargs="+",
+        default=SCALE_EVENTS,
+        help="log sizes the size-bound costs are measured at (default 100,000 and 1,000,000)",
+    )
     parser.add_argument("--skip-import", action="store_true", help="leave out the import_payments section")
     parser.add_argument(
         "--import-payments",
@@ -206,11 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     out(f"{mode}, {args.rounds} interleaved rounds, {args.warmup} warm-up payments per client, spawned processes")
 
-    only = args.archive_only or args.serve_only or args.import_only
-    only_archive = only  # the sections below run only when none is "only"
-    if not (args.projections_only or args.ledger_only or only_archive):
+    sections = chosen_sections(args)
+    if "commands" in sections:
         run_commands_and_vault(args, bench)
-    if not (args.skip_projections or args.ledger_only or only_archive):
+    if "projections" in sections:
         from tests.bench import projections  # on the bench database, in this process
 
         projections.run(
@@ -221,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             out=out,
         )
     transfers = 0
-    if not (args.skip_ledger or args.projections_only or only_archive):
+    if "ledger" in sections:
         transfers = ledger.run(
             url=bench.url,
             accounts=args.ledger_accounts,
@@ -232,20 +241,24 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             out=out,
         )
-    if not (args.skip_archive or args.projections_only or args.ledger_only or args.serve_only or args.import_only):
+    if "archive" in sections:
         from tests.bench import archive  # on the bench database, in this process
 
         archive.run(url=bench.url, events=args.archive_events, rounds=args.rounds, out=out)
-    if not (args.skip_import or args.projections_only or args.ledger_only or args.archive_only or args.serve_only):
+    if "import" in sections:
         from tests.bench import imports  # on the bench database, in this process
 
         imports.run(url=bench.url, payments=args.import_payments, rounds=args.rounds, out=out)
-    if not (args.skip_serve or args.projections_only or args.ledger_only or args.archive_only or args.import_only):
+    if "serve" in sections:
         from tests.bench import serve  # fixtures on the bench database, then a server of its own
 
         serve.run(url=bench.url, seconds=min(args.seconds, SERVE_SECONDS), rounds=args.rounds, out=out)
+    if "scale" in sections:
+        from tests.bench import scale  # on the bench database, in this process; last: it fills the log
+
+        scale.run(url=bench.url, sizes=sorted(args.scale_events), out=out)
     out()
-    if not (args.projections_only or args.ledger_only or only_archive):
+    if "commands" in sections:
         out("all payments verified (3 events, stream at version 3, one granted detokenisation audit row)")
     if transfers:
         out(
@@ -254,6 +267,34 @@ def main(argv: list[str] | None = None) -> int:
         )
     out(f"total time {time.monotonic() - started:.0f} s")
     return 0
+
+
+SECTIONS = ("commands", "projections", "ledger", "archive", "import", "serve", "scale")
+
+
+def chosen_sections(args: argparse.Namespace) -> set[str]:
+    """The sections to run: the one an --X-only names, else all but those a --skip-X names (--skip-projections
+    and --skip-ledger also leave out what runs with them)."""
+    only = {
+        "projections": args.projections_only,
+        "ledger": args.ledger_only,
+        "archive": args.archive_only,
+        "serve": args.serve_only,
+        "import": args.import_only,
+        "scale": args.scale_only,
+    }
+    named = {section for section, chosen in only.items() if chosen}
+    if named:
+        return named
+    skipped = {
+        "projections": args.skip_projections,
+        "ledger": args.skip_ledger,
+        "archive": args.skip_archive,
+        "serve": args.skip_serve,
+        "import": args.skip_import,
+        "scale": args.skip_scale,
+    }
+    return {section for section in SECTIONS if not skipped.get(section, False)}
 
 
 def run_commands_and_vault(args: argparse.Namespace, bench: database.BenchDatabase) -> None:
