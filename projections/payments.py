@@ -259,28 +259,21 @@ def _apply_range(*, tables, after, end, keys) -> None:
             cursor.execute(_FOLDED.format(**names), bounds)
 
 
-_HANDLED = (
-    "PaymentInitiated",
-    "PaymentAuthorized",
-    "PaymentFailed",
-    "PaymentCaptured",
-    "PaymentRefunded",
-    "PaymentCancelled",
-)
+_HANDLERS = {
+    "PaymentInitiated": _initiated,
+    "PaymentAuthorized": _authorized,
+    "PaymentFailed": _failed,
+    "PaymentCaptured": _captured,
+    "PaymentRefunded": _refunded,
+    "PaymentCancelled": _cancelled,
+}
 
 
 projection_register(
     Projection(
         name=PAYMENTS,
         tables=(PAYMENT_TABLE, DAILY_TABLE),
-        handlers={
-            "PaymentInitiated": _initiated,
-            "PaymentAuthorized": _authorized,
-            "PaymentFailed": _failed,
-            "PaymentCaptured": _captured,
-            "PaymentRefunded": _refunded,
-            "PaymentCancelled": _cancelled,
-        },
+        handlers=_HANDLERS,
         refresh=cache.payments_refresh,
         cached_ids=lambda: PaymentView.objects.values_list("payment_id", flat=True),
         after_batch=lambda: cache.checkpoint_note(PAYMENTS),
@@ -288,7 +281,7 @@ projection_register(
         apply_range=_apply_range,
         range_versions={
             "PaymentInitiated": frozenset({1, 2}),
-            **{name: frozenset({1}) for name in _HANDLED if name != "PaymentInitiated"},
+            **{name: frozenset({1}) for name in _HANDLERS if name != "PaymentInitiated"},
         },
     )
 )
