@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.db import connection, transaction
 from django.db.models import BooleanField, Count, Q, Sum
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncHour
@@ -143,9 +146,25 @@ def payment_list(
 ) -> tuple[list[dict], str | None]:
     """A page of the merchant's payments, newest first, and the cursor of the next page (None at the end)."""
     rows = payment_list_rows(merchant_id=merchant_id, filters=filters, cursor=cursor)
-    page = list(rows[: limit + 1])
+    with list_plan():
+        page = list(rows[: limit + 1])
     next_cursor = _cursor_encode(page[limit - 1]) if len(page) > limit else None
     return [payment_document(row) for row in page[:limit]], next_cursor
+
+
+@contextlib.contextmanager
+def list_plan() -> Iterator[None]:
+    """Where a page of a merchant's payments is read: without incremental sorts. With them, the planner took the
+    all-merchants created_at index, sorted a few rows, and counted on meeting the merchant's rows early in it;
+    for a merchant whose payments are all older than everyone else's (imported history, a quiet merchant) it
+    walked every newer payment of every merchant: 80 ms at 300,000 payments, growing with the table, where the
+    merchant's own index reads the page in 0.1 ms."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_incremental_sort = off")
+        try:
+            yield
+        finally:
+            cursor.execute("SET LOCAL enable_incremental_sort = on")
 
 
 def payment_list_rows(*, merchant_id: str, filters: PaymentFilters, cursor: str | None):

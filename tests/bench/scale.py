@@ -1,20 +1,26 @@
 """Costs that must not grow with the data: the payments projection's catch-up per event and a page of `GET
 /payments` per filter shape, measured with the log at each of `sizes` events, printed side by side.
 
-At the first size the projection catches up from an empty checkpoint over the whole log; at each next one the log
-is filled (COPY) up to that size and the projection catches up over what was added, from where it stood. A page is
-`selectors.payment_list` (the query the API runs, 100 rows and the next cursor) for the merchant with the most
-payments, the median of `PAGE_CALLS` calls: the plain list, by status, by currency, an amount range, and the
-second page by its cursor.
+The section runs in a database of its own. At the first size the projection catches up from an empty checkpoint
+over the whole log; at each next one the log is filled (COPY) up to that size and the projection catches up over
+what was added, from where it stood. A page is `selectors.payment_list` (the query the API runs, 100 rows and the
+next cursor) for the merchant with the most payments, the median of `PAGE_CALLS` calls: the plain list, by
+status, by currency, an amount range, and the second page by its cursor.
 
 Call only after django.setup() on the bench database.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from urllib.parse import quote, urlparse
 
+import psycopg
+from psycopg import sql
+
+from tests.bench.database import _recreate
 from tests.bench.projections import append_events, catch_up, log_size, reset_projection
 
 PAGE_CALLS = 15
@@ -78,7 +84,34 @@ def _busiest_merchant() -> tuple[str, int]:
         return cursor.fetchone()
 
 
+@contextlib.contextmanager
+def _own_database(url: str) -> Iterator[str]:
+    """A database of the section's own (`<bench>_scale`), migrated, Django pointed at it meanwhile: the sizes
+    are the log's alone, whatever the sections before left in theirs; dropped after."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    bench = connection.settings_dict["NAME"]
+    name = f"{bench}_scale"
+    _recreate(url, name)
+    connection.close()
+    connection.settings_dict["NAME"] = name
+    try:
+        call_command("migrate", interactive=False, verbosity=0)
+        yield urlparse(url)._replace(path="/" + quote(name)).geturl()
+    finally:
+        connection.close()
+        connection.settings_dict["NAME"] = bench
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 def run(*, url: str, sizes: list[int], out: Callable[[str], None]) -> list[dict]:
+    with _own_database(url) as own:
+        return _run(url=own, sizes=sizes, out=out)
+
+
+def _run(*, url: str, sizes: list[int], out: Callable[[str], None]) -> list[dict]:
     results = []
     for index, size in enumerate(sizes):
         existing = log_size(url)

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection, transaction
 
 from projections.models import PaymentView
-from projections.selectors import PaymentFilters, _cursor_encode, payment_list_rows
+from projections.selectors import PaymentFilters, _cursor_encode, list_plan, payment_list_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -65,3 +65,35 @@ def test_each_filter_shape_reads_an_index_in_order(shape, filters, index, cursor
     if cursor:
         # the cursor is where the index range starts, not a filter over the pages before it
         assert "created_at, payment_id" in scans[0].get("Index Cond", "").replace("ROW(", "("), scans[0]
+
+
+QUIET = "m-plans-quiet"
+
+
+def _interleaved_payments(count: int) -> None:
+    """`count` payments of nine merchants in turn, as traffic writes them: eight recent ones, and QUIET, all of
+    whose payments are a year older than everyone else's."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO projections_payment (payment_id, merchant_id, currency, amount, authorized_amount, "
+            "captured_amount, refunded_amount, status, description, token, brand, last4, authorization_code, "
+            "failure_code, created_at, version) SELECT gen_random_uuid(), "
+            "CASE WHEN n %% 9 = 0 THEN %s ELSE 'm-plans-busy-' || n %% 9 END, 'JPY', 1000 + n %% 500, 0, 0, 0, "
+            "'captured', '', 'tok_x', 'visa', '4242', '', '', "
+            "%s + n * interval '1 second' - CASE WHEN n %% 9 = 0 THEN interval '400 days' ELSE interval '0' END, 3 "
+            "FROM generate_series(1, %s) AS n",
+            [QUIET, NOW - dt.timedelta(days=1), count],
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_merchant_whose_payments_are_all_older_than_the_others_pages_by_its_own_index():
+    _interleaved_payments(90_000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE projections_payment")
+    rows = payment_list_rows(merchant_id=QUIET, filters=_filters(), cursor=None)
+    with list_plan():
+        # the plan as the server chooses it, sorts allowed
+        (plan,) = json.loads(rows[:101].explain(format="json"))
+    scans = [n.get("Index Name") for n in _nodes(plan["Plan"]) if n.get("Index Name")]
+    assert scans == ["projections_payment_list"], scans
