@@ -20,10 +20,11 @@ from typing import Any
 
 from django.http import HttpResponse
 from django_redis import get_redis_connection
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from accounts.authentication import ApiTokenAuthentication, api_token_hash
 from accounts.principals import Principal, principal_key, principal_remember_request
+from fintech.redisscripts import script_run
 from fintech.throttling import COUNTED, ApiRateThrottle, token_ident, wait_over, windows
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,6 @@ for i = 2 + windows, #KEYS do
 end
 return reply
 """
-_sha: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def admit(request, documents: list[tuple[str, str]]) -> Admitted | None:
     keys = [principal_key(key_hash), *limits, *(name for name, _ in documents)]
     args = [repr(now), len(limits), *(period for _, period in limits.values()), *(kind for _, kind in documents)]
     try:
-        reply = _run(keys, args)
+        reply = script_run(get_redis_connection("default"), _ADMIT, keys, args)
     except RedisError as error:
         logger.warning("fast read skipped, Redis unavailable: %s", error)
         return None
@@ -137,15 +137,3 @@ def _token_key(header: str | None) -> str | None:
 def _hash(value) -> dict[str, str]:
     pairs = value or []
     return {pairs[i].decode(): pairs[i + 1].decode() for i in range(0, len(pairs), 2)}
-
-
-def _run(keys: list[str], args: list) -> list:
-    redis_client = get_redis_connection("default")
-    if not _sha:
-        _sha.append(redis_client.script_load(_ADMIT))
-    try:
-        return redis_client.evalsha(_sha[0], len(keys), *keys, *args)
-    except NoScriptError:
-        # The server lost its scripts (a restart, SCRIPT FLUSH): load it again.
-        _sha[:] = [redis_client.script_load(_ADMIT)]
-        return redis_client.evalsha(_sha[0], len(keys), *keys, *args)

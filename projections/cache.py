@@ -14,6 +14,8 @@ import redis
 from django.utils import timezone
 from django_redis import get_redis_connection
 
+from fintech.redisscripts import script_run, scripts_run
+
 logger = logging.getLogger(__name__)
 
 PAYMENT_TTL_SECONDS = 3600
@@ -51,29 +53,9 @@ return 1
 """
 
 
-_loaded: dict[str, str] = {}  # script source → its SHA1 on the server
-
-
 def _run_script(source: str, calls: list[tuple[str, list]]) -> None:
-    """Run a Lua script once per (key, args) in one pipelined round trip, by SHA. (redis-py's Script objects
-    ask the server whether the script exists before every pipeline: a second round trip on each write.)"""
-    if not calls:
-        return
-    redis_client = client()
-    for attempt in (1, 2):
-        if source not in _loaded:
-            _loaded[source] = redis_client.script_load(source)
-        pipe = redis_client.pipeline(transaction=False)
-        for key, args in calls:
-            pipe.evalsha(_loaded[source], 1, key, *args)
-        try:
-            pipe.execute()
-            return
-        except redis.exceptions.NoScriptError:
-            # The server lost its scripts (a restart, SCRIPT FLUSH): load it again, once.
-            _loaded.pop(source, None)
-            if attempt == 2:
-                raise
+    """Run a Lua script once per (key, args) in one pipelined round trip."""
+    scripts_run(client(), source, [([key], args) for key, args in calls])
 
 
 def documents_set(documents: dict[str, dict], *, ttl: int = 0) -> None:
@@ -118,21 +100,7 @@ def payments_refresh(payment_ids: set[str]) -> None:
     for start in range(0, len(documents), REFRESH_KEYS_PER_CALL):
         part = documents[start : start + REFRESH_KEYS_PER_CALL]
         args = [PAYMENT_TTL_SECONDS] + [value for _, (document, version) in part for value in (document, version)]
-        _eval(redis_client, _SET_MANY_IF_NOT_OLDER, [payment_key(payment_id) for payment_id, _ in part], args)
-
-
-def _eval(redis_client, source: str, keys: list[str], args: list) -> None:
-    """One script call by SHA, loading the script again once if the server lost it."""
-    for attempt in (1, 2):
-        if source not in _loaded:
-            _loaded[source] = redis_client.script_load(source)
-        try:
-            redis_client.evalsha(_loaded[source], len(keys), *keys, *args)
-            return
-        except redis.exceptions.NoScriptError:
-            _loaded.pop(source, None)
-            if attempt == 2:
-                raise
+        script_run(redis_client, _SET_MANY_IF_NOT_OLDER, [payment_key(payment_id) for payment_id, _ in part], args)
 
 
 def balance_key(account_id) -> str:
