@@ -208,6 +208,15 @@ def _insert_rows(appends: Sequence[StreamAppend], meta_json: str) -> tuple[list[
     """The VALUES placeholders and parameters of every event to append, and (event id, stream, aggregate type,
     version, event) of each, in the same order."""
     rows, params, pending = [], [], []
+    for row, event in _event_rows(appends, meta_json):
+        rows.append("(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)")
+        params += row
+        pending.append((row[0], row[1], row[2], row[7], event))
+    return rows, params, pending
+
+
+def _event_rows(appends: Sequence[StreamAppend], meta_json: str) -> Iterator[tuple[tuple, DomainEvent]]:
+    """Each event to append as a row of _INSERT_COLUMNS, with the event."""
     for stream_id, events, expected_version, aggregate_type in appends:
         if expected_version < 0:
             raise ValueError("expected_version must be >= 0")
@@ -215,21 +224,24 @@ def _insert_rows(appends: Sequence[StreamAppend], meta_json: str) -> tuple[list[
         if events and not aggregate_type:
             raise ValueError("events need an aggregate type")
         for offset, event in enumerate(events, start=1):
-            event_id = uuid.uuid4()
-            rows.append("(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)")
-            params += [
-                event_id,
-                stream_id,
-                aggregate_type,
-                event.event_type,
-                event.event_version,
-                json.dumps(event.to_data(), sort_keys=True),
-                meta_json,
-                expected_version + offset,
-                event.occurred_at,
-            ]
-            pending.append((event_id, stream_id, aggregate_type, expected_version + offset, event))
-    return rows, params, pending
+            data = json.dumps(event.to_data(), sort_keys=True)
+            version = expected_version + offset
+            row = (uuid.uuid4(), stream_id, aggregate_type, event.event_type, event.event_version, data, meta_json)
+            yield (*row, version, event.occurred_at), event
+
+
+def append_copy(appends: Sequence[StreamAppend], *, metadata: dict[str, Any]) -> int:
+    """Append to streams in bulk by COPY, in the caller's transaction: the rows go in as append_streams writes
+    them, and the log's trigger checks each stream's versions the same way (a stream elsewhere than expected
+    fails the COPY). Returns how many events were written. Subscribers are not told: readers of the log (the
+    projections' catch-up) find the events there (a bulk load: import_payments)."""
+    meta_json = json.dumps(metadata, sort_keys=True)
+    written = 0
+    with raw_cursor() as cursor, cursor.copy(f"COPY fintech_event ({_INSERT_COLUMNS}) FROM STDIN") as copy:
+        for row, _ in _event_rows(appends, meta_json):
+            copy.write_row(row)
+            written += 1
+    return written
 
 
 def _conflict(appends: Sequence[StreamAppend], message: str) -> ConcurrencyConflict:

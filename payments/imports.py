@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from fintech import eventstore, partitions
 from fintech.db import raw_cursor
+from fintech.eventstore import StreamAppend
 from fintech.masking import mask_pans
 from fintech.money import Money, MoneyError
 from payments.domain import AGGREGATE_TYPE, Payment, PaymentError, PaymentMethod
@@ -47,10 +48,6 @@ from vault.domain import is_expired
 from vault.selectors import tokens_describe
 
 CHUNK_LINES = 2_000
-_COPY = (
-    "COPY fintech_event (event_id, aggregate_id, aggregate_type, event_type, event_version, event_data, metadata, "
-    "version, occurred_at) FROM STDIN"
-)
 _FIELDS = {"payment_id", "merchant_id", "amount", "payment_method_token", "description", "initiated_at", "history"}
 
 
@@ -93,7 +90,7 @@ def payments_import(
     """Import the payments of these JSONL lines (see the module's docstring); the report counts what landed and
     names each rejected line with its reason."""
     report = ImportReport()
-    metadata = json.dumps({"actor": actor, "imported_from": source[:200]}, sort_keys=True)
+    metadata = {"actor": actor, "imported_from": source[:200]}
     for chunk in _chunks(lines, chunk_lines, report):
         _chunk_import(chunk, metadata, report)
         if progress is not None:
@@ -141,7 +138,7 @@ def _parse(number: int, text: str) -> _Parsed:
     return _Parsed(number, payment_id, merchant_id, token, initiated_at, data)
 
 
-def _chunk_import(chunk: list[_Parsed], metadata: str, report: ImportReport) -> None:
+def _chunk_import(chunk: list[_Parsed], metadata: dict, report: ImportReport) -> None:
     cards = tokens_describe(tokens=sorted({parsed.token for parsed in chunk}))
     existing = _existing_streams([parsed.payment_id for parsed in chunk])
     archived = eventstore.archived_months()
@@ -166,7 +163,10 @@ def _chunk_import(chunk: list[_Parsed], metadata: str, report: ImportReport) -> 
     try:
         with transaction.atomic():
             _partitions_for(decided)
-            _copy(decided, metadata)
+            eventstore.append_copy(
+                [StreamAppend(parsed.payment_id, events, 0, AGGREGATE_TYPE) for parsed, events in decided],
+                metadata=metadata,
+            )
     except DatabaseError as error:
         cause = str(error.__cause__ or error).splitlines()[0]
         report.rejected += [Rejected(parsed.line, f"its chunk was not written: {cause}") for parsed, _ in decided]
@@ -257,25 +257,6 @@ def _partitions_for(decided: list[tuple[_Parsed, list]]) -> None:
     for first in sorted(months):
         if partitions.partition_name(first) not in existing:
             partitions.partition_create(first=first)
-
-
-def _copy(decided: list[tuple[_Parsed, list]], metadata: str) -> None:
-    with raw_cursor() as cursor, cursor.copy(_COPY) as copy:
-        for parsed, events in decided:
-            for version, event in enumerate(events, start=1):
-                copy.write_row(
-                    (
-                        uuid.uuid4(),
-                        parsed.payment_id,
-                        AGGREGATE_TYPE,
-                        event.event_type,
-                        event.event_version,
-                        json.dumps(event.to_data(), sort_keys=True),
-                        metadata,
-                        version,
-                        event.occurred_at,
-                    )
-                )
 
 
 def _uuid(value: object, name: str) -> uuid.UUID:
