@@ -207,7 +207,9 @@ def append_streams(
 def _insert_rows(appends: Sequence[StreamAppend], meta_json: str) -> tuple[list[str], list, list[tuple]]:
     """The VALUES placeholders and parameters of every event to append, and (event id, stream, aggregate type,
     version, event) of each, in the same order."""
-    rows, params, pending = [], [], []
+    rows: list[str] = []
+    params: list[Any] = []
+    pending: list[tuple] = []
     for row, event in _event_rows(appends, meta_json):
         rows.append("(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)")
         params += row
