@@ -156,30 +156,32 @@ def object_purge(obj_id: int, *, actor: str, now: dt.datetime) -> str | None:
 def archives_move(*, now: dt.datetime | None = None) -> Outcome:
     """Move every warm object past the warm window to cold; a failure of one is reported, the others go on."""
     now = now or timezone.now()
-    outcome = Outcome()
-    with events._exclusive("events"):
-        for obj in due_to_move(now):
-            try:
-                done = object_move_cold(obj.id)
-            except (ArchiveStoreError, events.ArchiveCorrupt) as error:
-                logger.exception("moving %s to cold failed", obj)
-                outcome.failed.append(f"{obj}: {error}")
-                continue
-            if done:
-                outcome.done.append(done)
-    return outcome
+    return _each(
+        lambda: due_to_move(now), object_move_cold, (ArchiveStoreError, events.ArchiveCorrupt), "moving %s to cold"
+    )
 
 
 def archives_purge(*, actor: str, now: dt.datetime | None = None) -> Outcome:
     """Purge every object past its total retention; a failure of one is reported, the others go on."""
     now = now or timezone.now()
+    return _each(
+        lambda: due_to_purge(now),
+        lambda object_id: object_purge(object_id, actor=actor, now=now),
+        (ArchiveStoreError,),
+        "purging %s",
+    )
+
+
+def _each(due, act, errors: tuple[type[Exception], ...], doing: str) -> Outcome:
+    """`act` on the id of each object `due()` lists, under the archivers' lock: what it did, and each failure
+    (one of `errors`) logged and reported while the others go on."""
     outcome = Outcome()
     with events._exclusive("events"):
-        for obj in due_to_purge(now):
+        for obj in due():
             try:
-                done = object_purge(obj.id, actor=actor, now=now)
-            except ArchiveStoreError as error:
-                logger.exception("purging %s failed", obj)
+                done = act(obj.id)
+            except errors as error:
+                logger.exception(f"{doing} failed", obj)
                 outcome.failed.append(f"{obj}: {error}")
                 continue
             if done:
