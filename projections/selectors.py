@@ -93,12 +93,6 @@ def payment_documents_json(*, payment_ids: list[uuid.UUID]) -> dict[str, tuple[s
         return {payment_id: (document, version) for payment_id, version, document in cursor.fetchall()}
 
 
-def payment_rows_as_json(*, payment_ids: list[uuid.UUID]) -> dict[str, dict]:
-    return {
-        str(row.payment_id): payment_document(row) for row in PaymentView.objects.filter(payment_id__in=payment_ids)
-    }
-
-
 def projection_checkpoint_at(name: str = PAYMENTS) -> str | None:
     cached = cache.checkpoint_cached(name)
     if cached:
