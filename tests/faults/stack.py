@@ -24,13 +24,13 @@ import requests
 
 from fintech.redisurls import broker_url
 from fintech.run import url_as, web_command
-from tests.faults.servers import Postgres, Process, Redis, wait_until
+from tests.faults.servers import Postgres, Process, Redis, Standby, wait_until
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 APP_ROLE = "fintech_app"
 READY_SECONDS = 60.0
 # Variables of the caller's environment that would point the suite's processes at other servers.
-_FOREIGN = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "TEST_DATABASE_NAME", "VAULT_", "CELERY_", "DJANGO_ENV")
+_FOREIGN = ("DATABASE_", "REDIS_URL", "CELERY_BROKER_URL", "TEST_DATABASE_NAME", "VAULT_", "CELERY_", "DJANGO_ENV")
 
 
 @contextlib.contextmanager
@@ -63,15 +63,19 @@ class Stack:
         say: Callable[[str], None] = print,
         serve: bool = False,
         app_env: dict[str, str] | None = None,
+        replica: bool = False,
     ) -> None:
         # `serve`: the application under make serve's granian rather than runserver; `app_env`: more variables
-        # for the application's processes.
+        # for the application's processes; `replica`: a streaming replica of the database, which the application
+        # is given as DATABASE_REPLICA_URL.
         self.catch_up_seconds = catch_up_seconds
         self.serve = serve
         self.extra_env = app_env or {}
         self.say = say
         self.directory: Path | None = None
         self.postgres: Postgres | None = None
+        self.with_replica = replica
+        self.replica: Standby | None = None
         self.cache: Redis | None = None
         self.broker: Redis | None = None
         self.web: Process | None = None
@@ -116,6 +120,11 @@ class Stack:
         provision = json.loads(provisioned.stdout.strip().splitlines()[-1])
         self.tokens, self.projections = provision["tokens"], set(provision["projections"])
         self.app_env = {**self._env(url_as(self.postgres.url(), user=APP_ROLE, password=password)), **self.extra_env}
+        if self.with_replica:
+            # After provisioning: the copy starts with the schema, the role and the tokens.
+            self.replica = Standby(self.directory / "replica", self.postgres)
+            self.replica.init_and_start()
+            self.app_env["DATABASE_REPLICA_URL"] = url_as(self.replica.url(), user=APP_ROLE, password=password)
         port = _free_port()
         self.base_url = f"http://127.0.0.1:{port}"
         python = sys.executable
@@ -152,6 +161,7 @@ class Stack:
             lambda: self.web and self.web.stop(timeout=10),
             lambda: self.cache and self.cache.stop(),
             lambda: self.broker and self.broker.stop(),
+            lambda: self.replica and self.replica.running() and self.replica.stop("immediate"),
             lambda: self.postgres and self.postgres.running() and self.postgres.stop("immediate"),
         ):
             try:
