@@ -5,11 +5,12 @@ import re
 import uuid
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import services as accounts_services
 from accounts.domain import MERCHANT_ID_PATTERN
+from fintech.db import raw_cursor
 from fintech.money import MAX_MINOR, Money, MoneyError, currency_exponent
 from ledger import journal, lock_objects
 from ledger.domain import (
@@ -221,8 +222,31 @@ def _transfer(
             actor=actor,
             created_at=entry.created_at,
         )
-        transfer.save(force_insert=True)
+        _transfer_insert(transfer)
     return transfer
+
+
+def _transfer_insert(transfer: Transfer) -> None:
+    # The statement Model.save(force_insert=True) sends, without the ORM's save machinery (a tenth of a
+    # transfer's client time); the row becomes a saved instance as save() would leave it.
+    with raw_cursor() as cursor:
+        cursor.execute(
+            'INSERT INTO "accounts_transfer" ("id", "from_account_id", "to_account_id", "amount", "currency", '
+            '"reference", "status", "actor", "created_at") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)',
+            [
+                transfer.id,
+                transfer.from_account_id,
+                transfer.to_account_id,
+                transfer.amount,
+                transfer.currency,
+                transfer.reference,
+                transfer.status,
+                transfer.actor,
+                transfer.created_at,
+            ],
+        )
+    transfer._state.adding = False
+    transfer._state.db = DEFAULT_DB_ALIAS
 
 
 def hold_place(*, account_id: uuid.UUID, amount: Money, reference: str = "", actor: str) -> Hold:

@@ -109,30 +109,39 @@ def balance_key(account_id) -> str:
 
 # A balance is a hash (account_id, owner_type, owner_id, kind, currency, available, pending, updated_at,
 # version), written only forward in version. A "partial" write (balances only, as a BalanceChanged event
-# carries them) applies only to a hash that exists; "full" writes every field.
-_BALANCE_SET = """
-local current = redis.call('HGET', KEYS[1], 'version')
-if current and tonumber(current) > tonumber(ARGV[1]) then
-  return 0
+# carries them) applies only to a hash that exists; "full" writes every field. Many balances in one call: KEYS
+# the hashes, ARGV for each in turn its version, its mode, how many field values follow, then those.
+_BALANCES_SET = """
+local at = 1
+for _, key in ipairs(KEYS) do
+  local version, mode, count = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
+  local current = redis.call('HGET', key, 'version')
+  local newer = current and tonumber(current) > tonumber(version)
+  local absent = mode == 'partial' and redis.call('HEXISTS', key, 'owner_type') == 0
+  if not newer and not absent then
+    redis.call('HSET', key, 'version', version, unpack(ARGV, at + 3, at + 2 + count))
+  end
+  at = at + 3 + count
 end
-if ARGV[2] == 'partial' and redis.call('HEXISTS', KEYS[1], 'owner_type') == 0 then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'version', ARGV[1], unpack(ARGV, 3))
 return 1
 """
 BALANCE_FIELDS = ("account_id", "owner_type", "owner_id", "kind", "currency", "available", "pending", "updated_at")
+BALANCES_PER_CALL = 500
 
 
 def balances_set(full: dict[str, dict], partial: dict[str, dict] | None = None) -> None:
     """Write balance hashes (key → fields with `version`), never replacing a newer version; `partial` ones only
-    where the hash exists already."""
-    calls = []
+    where the hash exists already. One script call per BALANCES_PER_CALL hashes: a ledger commit's two or three
+    balances cost one Redis command, not a pipeline of one per balance."""
+    entries = []
     for mode, documents in (("full", full), ("partial", partial or {})):
         for key, fields in documents.items():
             pairs = [str(value) for name, value in fields.items() if name != "version" for value in (name, value)]
-            calls.append((key, [fields["version"], mode, *pairs]))
-    _run_script(_BALANCE_SET, calls)
+            entries.append((key, [fields["version"], mode, len(pairs), *pairs]))
+    redis_client = client()
+    for start in range(0, len(entries), BALANCES_PER_CALL):
+        part = entries[start : start + BALANCES_PER_CALL]
+        script_run(redis_client, _BALANCES_SET, [key for key, _ in part], [value for _, args in part for value in args])
 
 
 def balance_document(fields: dict) -> dict:

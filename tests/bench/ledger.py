@@ -48,7 +48,7 @@ from queue import Queue
 import psycopg
 
 from tests.bench.handsql import BenchError
-from tests.bench.worker import BARRIER_TIMEOUT, SERVICE
+from tests.bench.worker import BARRIER_TIMEOUT, HAND_SQL, SERVICE, TARGET_CLIENTS, target_verdict
 
 ACCOUNTS = 200
 CURRENCY = "JPY"
@@ -450,7 +450,6 @@ def work_per_transfer(conninfo: str, accounts: tuple[uuid.UUID, ...]) -> dict:
     from django.db import connection
 
     from tests.bench import database
-    from tests.bench.worker import HAND_SQL
 
     first, second = accounts[:2]
     pairs = iter([{"from_account": first, "to_account": second}, {"from_account": second, "to_account": first}] * 1000)
@@ -500,7 +499,7 @@ def run(
     """Open the pool, count the statements of one transfer on each side, then the interleaved rounds and the
     table. Returns the number of transfers made and verified."""
     from tests.bench.database import describe, describe_tables
-    from tests.bench.worker import HAND_SQL, spawn_clients
+    from tests.bench.worker import spawn_clients
 
     started = time.perf_counter()
     pool = open_pool(accounts)
@@ -569,4 +568,7 @@ def run(
         paired = " ".join(f"{s / h:.2f}" for s, h in zip(service.rounds, hand.rounds, strict=True))
         ratio = service.per_second / hand.per_second
         out(f"{count:<8} {service.per_second:>20.0f} {hand.per_second:>21.0f} {ratio:>6.2f}   {paired}")
+    if TARGET_CLIENTS in clients:
+        service, hand = totals[(SERVICE, TARGET_CLIENTS)], totals[(HAND_SQL, TARGET_CLIENTS)]
+        out(target_verdict("transfers (service layer)", service.rounds, hand.rounds))
     return verified

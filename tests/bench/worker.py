@@ -14,6 +14,7 @@ import functools
 import multiprocessing
 import os
 import queue
+import statistics
 import sys
 import time
 import traceback
@@ -28,6 +29,24 @@ from tests.bench.handsql import VaultKeys
 SERVICE = "service"
 HAND_SQL = "hand SQL"
 BARRIER_TIMEOUT = 180.0
+# Issue 14: each command path at 8 clients, the median of its rounds' ratios, at least 7 rounds.
+TARGET_RATIO = 0.85
+TARGET_CLIENTS = 8
+TARGET_ROUNDS = 7
+
+
+def target_verdict(what: str, service_rounds: list[float], hand_rounds: list[float]) -> str:
+    """The target line of a command path: the median of the per-round ratios against TARGET_RATIO."""
+    ratios = sorted(s / h for s, h in zip(service_rounds, hand_rounds, strict=True))
+    median = statistics.median(ratios)
+    verdict = "MET" if median >= TARGET_RATIO else "NOT MET"
+    too_few = ""
+    if len(ratios) < TARGET_ROUNDS:
+        too_few = f" (only {len(ratios)} rounds: the target asks for {TARGET_ROUNDS})"
+    return (
+        f"target: {what} >= {TARGET_RATIO:.2f} x hand-written SQL at {TARGET_CLIENTS} clients, median of the rounds: "
+        f"{verdict} (median {median:.2f} of {len(ratios)} rounds){too_few}"
+    )
 
 
 @dataclass(frozen=True)
