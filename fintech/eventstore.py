@@ -177,7 +177,7 @@ def append_streams(
     scope = transaction.atomic() if savepoint and connection.in_atomic_block else contextlib.nullcontext()
     try:
         with scope, raw_cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, params, binary=True)
             returned = cursor.fetchall()
     except DatabaseError as error:
         if getattr(error.__cause__, "sqlstate", None) == STREAM_MOVED:
@@ -339,7 +339,8 @@ def load(stream_id: uuid.UUID, *, after_version: int = 0) -> list[RecordedEvent]
     version missing from the database is read from the archive, and a version found in neither raises
     EventsMissing rather than tell part of the story."""
     with raw_cursor() as cursor:
-        cursor.execute(_LOAD, [stream_id, stream_id, after_version, stream_id, stream_id])
+        # Binary results: psycopg's C loaders read the timestamps (Django's text loader for timestamptz is Python).
+        cursor.execute(_LOAD, [stream_id, stream_id, after_version, stream_id, stream_id], binary=True)
         rows = cursor.fetchall()
         if rows:
             head = rows[-1][12]
