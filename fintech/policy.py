@@ -56,6 +56,8 @@ CARD_PAGES = frozenset({"vault.card"})
 # finance follows money from. Their cards show masked; their ledger entries and detokenisations only to whom may
 # read those.
 PAYMENT_PAGES = frozenset({"payments.paymentstream", "projections.paymentview"})
+# Where a merchant's notifications go: what support looks at when a merchant says it heard of nothing.
+WEBHOOK_PAGES = frozenset({"notifications.webhookendpoint"})
 # Every page of data and every audit trail: the auditor's. Not the user pages (USER_PAGES above).
 AUDIT_PAGES = frozenset(
     {
@@ -75,12 +77,13 @@ AUDIT_PAGES = frozenset(
         "archive.retentionchange",
         "archive.purgerecord",
         "archive.archiveobject",
+        *WEBHOOK_PAGES,
     }
 )
 ROLE_PAGES = {
     FINANCE: LEDGER_PAGES | PAYMENT_PAGES,
     CDE: CARD_PAGES,
-    SUPPORT: CARD_PAGES | PAYMENT_PAGES,
+    SUPPORT: CARD_PAGES | PAYMENT_PAGES | WEBHOOK_PAGES,
     AUDITOR: AUDIT_PAGES,
 }
 

@@ -196,6 +196,7 @@ INSTALLED_APPS = [
     "vault",
     "projections",
     "archive",
+    "notifications",
     "console",
     "project",
 ]

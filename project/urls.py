@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("projections.urls")),
     path("api/v1/", include("vault.urls")),
     path("api/v1/", include("ledger.urls")),
+    path("api/v1/", include("notifications.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -279,6 +279,26 @@ _WRAPPED = [
 ]
 
 
+def sealed_register(*, model: type, pk_field: str, context: Callable[[str], bytes]) -> None:
+    """Another app's table of secrets sealed by secret_seal (columns `wrapped_key` and `kek_key_id`): key rotation
+    re-seals its rows under the new primary, and no KEK key that still seals one of them is retired."""
+    if not any(wrapped.model is model for wrapped in _WRAPPED):
+        _WRAPPED.append(_Wrapped(model, pk_field, context))
+
+
+def secret_seal(*, secret: bytes, context: bytes) -> tuple[bytes, int]:
+    """A secret another app must read back (a webhook signing key), sealed under the KEK and bound to `context`:
+    (sealed bytes, the KEK key id). Its table is registered with sealed_register, so that rotation covers it."""
+    sealed = keys.dek_wrap(keys.key_provider(), secret, context=context)
+    return sealed, keys.key_id_of(sealed)
+
+
+def secret_open(*, sealed: bytes, context: bytes) -> bytes:
+    """The secret secret_seal sealed under this context; VaultKeyError for another context, altered bytes or a
+    retired KEK key."""
+    return keys.dek_unwrap_bytes(keys.key_provider(), bytes(sealed), context=context)
+
+
 def keys_pending_count(*, primary: int) -> int:
     """Data keys still wrapped by a KEK key other than the primary."""
     return sum(w.model.objects.exclude(kek_key_id=primary).exclude(kek_key_id__isnull=True).count() for w in _WRAPPED)

@@ -49,6 +49,10 @@ API = {
     "GET /accounts/{id}/balance (M's account)": _row(401, 200, 404, 404, 200, 404, 404, 404, 200),
     "GET /accounts/{id}/entries (M's account)": _row(401, 200, 404, 404, 200, 404, 404, 404, 200),
     "GET /accounts/{id}/balance (a customer's)": _row(401, 404, 404, 404, 200, 404, 404, 404, 200),
+    "POST /webhook-endpoints": _row(401, 201, 201, 403, 403, 403, 403, 403, 403),
+    "GET /webhook-endpoints": _row(401, 200, 200, 403, 403, 403, 403, 403, 403),
+    "GET /webhook-endpoints/{id}": _row(401, 200, 404, 403, 403, 403, 403, 403, 403),
+    "DELETE /webhook-endpoints/{id}": _row(401, 204, 404, 403, 403, 403, 403, 403, 403),
     "GET /api/schema/": _row(200, 200, 200, 200, 200, 200, 200, 200, 200),
 }
 
@@ -101,6 +105,8 @@ ADMIN = {
     "archive.retentionchange": AUDITED,
     "archive.purgerecord": AUDITED,
     "archive.archiveobject": AUDITED,
+    # Merchants' webhook endpoints (notifications/): support looks when a merchant heard of nothing.
+    "notifications.webhookendpoint": _admin_row(_LOGIN, _LOGIN, 200, 403, 403, 200, 200, 200),
     # Staff login security: lockout records (deleting one unlocks a login) and TOTP devices.
     "axes.accessattempt": SUPERUSERS,
     "axes.accessfailurelog": SUPERUSERS,

@@ -28,6 +28,7 @@ from fintech.money import Money
 from ledger import services as ledger
 from ledger.domain import AccountKind
 from ledger.models import Account, Transfer
+from notifications import services as notifications
 from payments import services as payments
 from projections.engine import projection_run
 from projections.models import PaymentView
@@ -46,6 +47,7 @@ TRANSFER_FORM = "/admin/ledger/account/transfer/"
 CONSOLE_SEARCH = "/admin/console/payments/"
 CONSOLE_PROJECTIONS = "/admin/console/projections/"
 CONSOLE_RECONCILIATION = "/admin/console/reconciliation/"
+WEBHOOK_URL = "https://hooks.example.org/access"
 
 
 @dataclass
@@ -57,6 +59,7 @@ class World:
     funded: Account
     empty: Account
     holds: dict[str, uuid.UUID]
+    webhook_endpoints: dict[str, uuid.UUID]
 
 
 def _world() -> World:
@@ -98,7 +101,13 @@ def _world() -> World:
         for name in ("release", "settle")
     }
     _projected(made["read"])
-    return World(merchant, card, made, merchant_account, funded, empty, holds)
+    endpoints = {
+        name: notifications.webhook_endpoint_create(
+            merchant_id=merchant, url=WEBHOOK_URL, events=["payment.captured"], actor=ACTOR
+        ).endpoint.id
+        for name in ("read", "delete")
+    }
+    return World(merchant, card, made, merchant_account, funded, empty, holds, endpoints)
 
 
 def _projected(payment_id: uuid.UUID) -> None:
@@ -193,6 +202,10 @@ def _api_row(client: APIClient, world: World) -> dict[str, int]:
         "GET /accounts/{id}/balance (M's account)": ("get", f"/accounts/{world.merchant_account.id}/balance", None),
         "GET /accounts/{id}/entries (M's account)": ("get", f"/accounts/{world.merchant_account.id}/entries", None),
         "GET /accounts/{id}/balance (a customer's)": ("get", f"/accounts/{world.funded.id}/balance", None),
+        "POST /webhook-endpoints": ("post", "/webhook-endpoints", {"url": WEBHOOK_URL, "events": ["payment.captured"]}),
+        "GET /webhook-endpoints": ("get", "/webhook-endpoints", None),
+        "GET /webhook-endpoints/{id}": ("get", f"/webhook-endpoints/{world.webhook_endpoints['read']}", None),
+        "DELETE /webhook-endpoints/{id}": ("delete", f"/webhook-endpoints/{world.webhook_endpoints['delete']}", None),
     }
     row = {}
     for name, (method, path, body) in requests.items():

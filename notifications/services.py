@@ -1,0 +1,92 @@
+"""Commands on webhook endpoints."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from fintech.db import raw_cursor
+from notifications.domain import (
+    ENDPOINTS_PER_MERCHANT,
+    WebhookEndpointLimit,
+    WebhookEndpointNotFound,
+    events_check,
+    url_check,
+)
+from notifications.models import WebhookEndpoint
+from vault.services import sealed_register, secret_open, secret_seal
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix of every signing secret, not a secret
+
+
+def _secret_context(endpoint_id: str | uuid.UUID) -> bytes:
+    return f"notifications.webhook:{endpoint_id}:secret".encode()
+
+
+def secrets_register() -> None:
+    """Put the endpoints' sealed secrets under the vault's key rotation (rotate_keys, retire)."""
+    sealed_register(model=WebhookEndpoint, pk_field="id", context=_secret_context)
+
+
+def _addresses(host: str) -> list[str]:
+    try:
+        return sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
+    except (OSError, UnicodeError):
+        return []
+
+
+@dataclass(frozen=True)
+class CreatedEndpoint:
+    endpoint: WebhookEndpoint
+    secret: str  # shown to the merchant once, in the answer to the creation, and never again
+
+
+def webhook_endpoint_create(*, merchant_id: str, url: str, events: list[str], actor: str) -> CreatedEndpoint:
+    """Register a URL for the merchant's notifications of the chosen types, with a new signing secret.
+    InvalidWebhookEndpoint for a URL or types it cannot have (see domain.url_check), WebhookEndpointLimit past
+    ENDPOINTS_PER_MERCHANT endpoints."""
+    url = url_check(url, production=settings.PRODUCTION, addresses=_addresses)
+    events = events_check(events)
+    endpoint_id = uuid.uuid4()
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    sealed, kek_key_id = secret_seal(secret=secret.encode(), context=_secret_context(endpoint_id))
+    with transaction.atomic():
+        # Creations for one merchant queue here, so that two at once cannot both pass the limit.
+        with raw_cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"webhook-endpoints:{merchant_id}"]
+            )
+        live = WebhookEndpoint.objects.filter(merchant_id=merchant_id, deleted_at__isnull=True).count()
+        if live >= ENDPOINTS_PER_MERCHANT:
+            raise WebhookEndpointLimit(f"a merchant has at most {ENDPOINTS_PER_MERCHANT} webhook endpoints")
+        endpoint = WebhookEndpoint.objects.create(
+            id=endpoint_id,
+            merchant_id=merchant_id,
+            url=url,
+            events=events,
+            wrapped_key=sealed,
+            kek_key_id=kek_key_id,
+            created_by=actor,
+        )
+    return CreatedEndpoint(endpoint=endpoint, secret=secret)
+
+
+def webhook_endpoint_delete(*, merchant_id: str, endpoint_id: uuid.UUID) -> None:
+    """Stop sending the merchant's notifications to this endpoint. WebhookEndpointNotFound for an unknown one,
+    another merchant's, or one deleted already."""
+    deleted = WebhookEndpoint.objects.filter(id=endpoint_id, merchant_id=merchant_id, deleted_at__isnull=True).update(
+        deleted_at=timezone.now()
+    )
+    if not deleted:
+        raise WebhookEndpointNotFound(endpoint_id)
+
+
+def webhook_endpoint_secret(*, endpoint: WebhookEndpoint) -> str:
+    """The endpoint's signing secret, unsealed by the vault (for signing a delivery)."""
+    return secret_open(sealed=endpoint.wrapped_key, context=_secret_context(endpoint.id)).decode()
