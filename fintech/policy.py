@@ -57,7 +57,7 @@ CARD_PAGES = frozenset({"vault.card"})
 # read those.
 PAYMENT_PAGES = frozenset({"payments.paymentstream", "projections.paymentview"})
 # Where a merchant's notifications go: what support looks at when a merchant says it heard of nothing.
-WEBHOOK_PAGES = frozenset({"notifications.webhookendpoint"})
+WEBHOOK_PAGES = frozenset({"notifications.webhookendpoint", "notifications.webhookdelivery"})
 # Every page of data and every audit trail: the auditor's. Not the user pages (USER_PAGES above).
 AUDIT_PAGES = frozenset(
     {
@@ -162,6 +162,11 @@ def may_reconcile(user) -> bool:
     """Run a reconciliation from the console (it records a verdict and catches the balance projection up):
     finance and the operators. Auditors read every verdict, with who ran it, and change nothing."""
     return _active(user) and bool(user.is_staff) and (FINANCE in roles_of(user) or bool(user.is_superuser))
+
+
+def may_resend_notifications(user) -> bool:
+    """Send a merchant's webhook delivery again from the admin: support, who answers the merchant asking."""
+    return SUPPORT in roles_of(user)
 
 
 def may_use_admin(user) -> bool:

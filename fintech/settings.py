@@ -140,7 +140,23 @@ CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DI
 PROJECTIONS_WAKE_ON_COMMIT = env_bool("PROJECTIONS_WAKE_ON_COMMIT", True)
 # Ledger commits also put the new balances in Redis at once (read-your-writes for balance enquiries).
 BALANCES_WRITE_THROUGH = env_bool("BALANCES_WRITE_THROUGH", True)
+# Webhook deliveries (notifications.delivery): each attempt waits this long for an answer; a failed one is tried
+# again after WEBHOOK_RETRY_BASE_SECONDS, doubling up to WEBHOOK_RETRY_MAX_SECONDS (with jitter), until
+# WEBHOOK_RETRY_HOURS after the notification, when it is marked failed.
+WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_RETRY_BASE_SECONDS = float(env("WEBHOOK_RETRY_BASE_SECONDS", "30"))
+WEBHOOK_RETRY_MAX_SECONDS = float(env("WEBHOOK_RETRY_MAX_SECONDS", str(6 * 3600)))
+WEBHOOK_RETRY_HOURS = float(env("WEBHOOK_RETRY_HOURS", "72"))
+# The notification inbox in Redis (notifications.inbox): how long a merchant's notifications are kept, and how many.
+NOTIFICATION_INBOX_DAYS = float(env("NOTIFICATION_INBOX_DAYS", "30"))
+NOTIFICATION_INBOX_MAX = int(env("NOTIFICATION_INBOX_MAX", "1000"))
+
 CELERY_BEAT_SCHEDULE = {
+    # Webhook deliveries due (a retry's time has come, or a wake-up was lost).
+    "webhook-deliveries-send": {
+        "task": "notifications.tasks.webhook_deliveries_send_task",
+        "schedule": float(env("WEBHOOK_SEND_SECONDS", "5")),
+    },
     "projections-catch-up": {
         "task": "projections.tasks.projections_catch_up_task",
         "schedule": float(env("PROJECTIONS_CATCH_UP_SECONDS", "5")),

@@ -10,6 +10,7 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        import notifications.projection  # noqa: F401 - registers the webhooks projection
         from notifications import services
 
         services.secrets_register()

@@ -37,6 +37,14 @@ class WebhookEndpointNotFound(Exception):
     """No such endpoint for this merchant (unknown, another merchant's, or deleted)."""
 
 
+class InboxUnavailable(Exception):
+    """Redis, the inbox's only store, does not answer."""
+
+
+class WebhookDeliveryNotFound(Exception):
+    """No such delivery for this merchant."""
+
+
 class WebhookEndpointLimit(Exception):
     """The merchant has ENDPOINTS_PER_MERCHANT endpoints already."""
 

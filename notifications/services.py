@@ -14,12 +14,13 @@ from django.utils import timezone
 from fintech.db import raw_cursor
 from notifications.domain import (
     ENDPOINTS_PER_MERCHANT,
+    WebhookDeliveryNotFound,
     WebhookEndpointLimit,
     WebhookEndpointNotFound,
     events_check,
     url_check,
 )
-from notifications.models import WebhookEndpoint
+from notifications.models import WebhookDelivery, WebhookEndpoint
 from vault.services import sealed_register, secret_open, secret_seal
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix of every signing secret, not a secret
@@ -34,7 +35,8 @@ def secrets_register() -> None:
     sealed_register(model=WebhookEndpoint, pk_field="id", context=_secret_context)
 
 
-def _addresses(host: str) -> list[str]:
+def addresses(host: str) -> list[str]:
+    """The IP addresses a host name resolves to now (none when it does not resolve)."""
     try:
         return sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
     except (OSError, UnicodeError):
@@ -51,7 +53,7 @@ def webhook_endpoint_create(*, merchant_id: str, url: str, events: list[str], ac
     """Register a URL for the merchant's notifications of the chosen types, with a new signing secret.
     InvalidWebhookEndpoint for a URL or types it cannot have (see domain.url_check), WebhookEndpointLimit past
     ENDPOINTS_PER_MERCHANT endpoints."""
-    url = url_check(url, production=settings.PRODUCTION, addresses=_addresses)
+    url = url_check(url, production=settings.PRODUCTION, addresses=addresses)
     events = events_check(events)
     endpoint_id = uuid.uuid4()
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
@@ -90,3 +92,25 @@ def webhook_endpoint_delete(*, merchant_id: str, endpoint_id: uuid.UUID) -> None
 def webhook_endpoint_secret(*, endpoint: WebhookEndpoint) -> str:
     """The endpoint's signing secret, unsealed by the vault (for signing a delivery)."""
     return secret_open(sealed=endpoint.wrapped_key, context=_secret_context(endpoint.id)).decode()
+
+
+def webhook_delivery_retry(*, merchant_id: str, delivery_id: uuid.UUID) -> WebhookDelivery:
+    """Send one of the merchant's deliveries again now, whatever became of it (a failed one gets a new round of
+    attempts). WebhookDeliveryNotFound for an unknown one or another merchant's."""
+    updated = WebhookDelivery.objects.filter(id=delivery_id, merchant_id=merchant_id).update(
+        state=WebhookDelivery.PENDING, next_attempt_at=timezone.now(), leased_until=None, failed_at=None
+    )
+    if not updated:
+        raise WebhookDeliveryNotFound(delivery_id)
+    transaction.on_commit(sender_wake)
+    return WebhookDelivery.objects.get(id=delivery_id)
+
+
+def sender_wake() -> None:
+    """Have a worker send what is due soon (after a commit that made deliveries due)."""
+    from notifications.tasks import webhook_deliveries_send_task
+
+    try:
+        webhook_deliveries_send_task.delay()
+    except Exception:  # noqa: BLE001 - the broker is down: beat's next run sends it
+        return

@@ -53,6 +53,9 @@ API = {
     "GET /webhook-endpoints": _row(401, 200, 200, 403, 403, 403, 403, 403, 403),
     "GET /webhook-endpoints/{id}": _row(401, 200, 404, 403, 403, 403, 403, 403, 403),
     "DELETE /webhook-endpoints/{id}": _row(401, 204, 404, 403, 403, 403, 403, 403, 403),
+    "GET /webhook-endpoints/{id}/deliveries": _row(401, 200, 404, 403, 403, 403, 403, 403, 403),
+    "POST /webhook-deliveries/{id}/retry": _row(401, 202, 404, 403, 403, 403, 403, 403, 403),
+    "GET /notifications": _row(401, 200, 200, 403, 403, 403, 403, 403, 403),
     "GET /api/schema/": _row(200, 200, 200, 200, 200, 200, 200, 200, 200),
 }
 
@@ -107,6 +110,7 @@ ADMIN = {
     "archive.archiveobject": AUDITED,
     # Merchants' webhook endpoints (notifications/): support looks when a merchant heard of nothing.
     "notifications.webhookendpoint": _admin_row(_LOGIN, _LOGIN, 200, 403, 403, 200, 200, 200),
+    "notifications.webhookdelivery": _admin_row(_LOGIN, _LOGIN, 200, 403, 403, 200, 200, 200),
     # Staff login security: lockout records (deleting one unlocks a login) and TOTP devices.
     "axes.accessattempt": SUPERUSERS,
     "axes.accessfailurelog": SUPERUSERS,
@@ -118,6 +122,7 @@ ADMIN = {
     "transfer form: move money (POST)": _admin_row(_LOGIN, _LOGIN, 403, "ok", 403, 403, 403, "ok"),
     "card: detokenise action": _admin_row(_LOGIN, _LOGIN, "refused", 403, "ok", "refused", "refused", "refused"),
     "API token: revoke action": _admin_row(_LOGIN, _LOGIN, 403, 403, 403, 403, "ok", "ok"),
+    "webhook delivery: send again action": _admin_row(_LOGIN, _LOGIN, "ok", 403, 403, "refused", "refused", "refused"),
     # The operations console (console/): dashboard panels follow the pages above.
     "console: payment search": PAYMENTS,
     "console: payment timeline": PAYMENTS,

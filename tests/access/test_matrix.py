@@ -29,6 +29,8 @@ from ledger import services as ledger
 from ledger.domain import AccountKind
 from ledger.models import Account, Transfer
 from notifications import services as notifications
+from notifications.models import WebhookDelivery
+from notifications.projection import WEBHOOKS
 from payments import services as payments
 from projections.engine import projection_run
 from projections.models import PaymentView
@@ -65,6 +67,13 @@ class World:
 def _world() -> World:
     merchant = f"m-access-{uuid.uuid4().hex[:8]}"
     card = card_token(merchant)
+    # Registered before the payments, so that their captures are notified to them.
+    endpoints = {
+        name: notifications.webhook_endpoint_create(
+            merchant_id=merchant, url=WEBHOOK_URL, events=["payment.captured"], actor=ACTOR
+        ).endpoint.id
+        for name in ("read", "delete")
+    }
 
     def payment(*steps: Callable) -> uuid.UUID:
         made = payments.payment_initiate(
@@ -101,12 +110,12 @@ def _world() -> World:
         for name in ("release", "settle")
     }
     _projected(made["read"])
-    endpoints = {
-        name: notifications.webhook_endpoint_create(
-            merchant_id=merchant, url=WEBHOOK_URL, events=["payment.captured"], actor=ACTOR
-        ).endpoint.id
-        for name in ("read", "delete")
-    }
+    # The captured payments' notifications, as deliveries to those endpoints (see _projected for the loop).
+    deadline = time.monotonic() + 60
+    while not WebhookDelivery.objects.filter(merchant_id=merchant).exists():
+        assert time.monotonic() < deadline, "the webhooks projection did not reach the world's payments"
+        projection_run(name=WEBHOOKS, wait=True)
+        time.sleep(0.2)
     return World(merchant, card, made, merchant_account, funded, empty, holds, endpoints)
 
 
@@ -159,6 +168,7 @@ def _api_row(client: APIClient, world: World) -> dict[str, int]:
     """One valid request per API operation; its status."""
     money = {"amount": 500, "currency": JPY}
     p = world.payments
+    delivery = WebhookDelivery.objects.filter(endpoint_id=world.webhook_endpoints["read"]).first()
     requests = {
         "POST /payments": ("post", "/payments", {"amount": money, "payment_method": {"token": world.card}}),
         "GET /payments": ("get", "/payments", None),
@@ -206,6 +216,13 @@ def _api_row(client: APIClient, world: World) -> dict[str, int]:
         "GET /webhook-endpoints": ("get", "/webhook-endpoints", None),
         "GET /webhook-endpoints/{id}": ("get", f"/webhook-endpoints/{world.webhook_endpoints['read']}", None),
         "DELETE /webhook-endpoints/{id}": ("delete", f"/webhook-endpoints/{world.webhook_endpoints['delete']}", None),
+        "GET /webhook-endpoints/{id}/deliveries": (
+            "get",
+            f"/webhook-endpoints/{world.webhook_endpoints['read']}/deliveries",
+            None,
+        ),
+        "POST /webhook-deliveries/{id}/retry": ("post", f"/webhook-deliveries/{delivery.id}/retry", {}),
+        "GET /notifications": ("get", "/notifications", None),
     }
     row = {}
     for name, (method, path, body) in requests.items():
@@ -288,6 +305,14 @@ def _admin_commands(client: Client, world: World) -> dict[str, object]:
     )
     token.refresh_from_db()
     row["API token: revoke action"] = _outcome(response, token.revoked_at is not None)
+    delivery = WebhookDelivery.objects.filter(merchant_id=world.merchant).first()
+    WebhookDelivery.objects.filter(id=delivery.id).update(state=WebhookDelivery.FAILED)
+    response = client.post(
+        reverse("admin:notifications_webhookdelivery_changelist"),
+        {"action": "retry", "_selected_action": [delivery.id]},
+    )
+    delivery.refresh_from_db()
+    row["webhook delivery: send again action"] = _outcome(response, delivery.state == WebhookDelivery.PENDING)
     return {**row, **_console(client, world)}
 
 
