@@ -86,6 +86,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-serve", action="store_true", help="leave out the production server's read path")
     sections.add_argument("--import-only", action="store_true", help="only the import_payments section")
     sections.add_argument("--scale-only", action="store_true", help="only the costs against the log's size")
+    sections.add_argument("--webhooks-only", action="store_true", help="only the webhook deliveries section")
+    parser.add_argument("--skip-webhooks", action="store_true", help="leave out the webhook deliveries section")
+    parser.add_argument(
+        "--webhook-payments",
+        type=int,
+        default=300,
+        help="captured payments per round in the webhooks section, three deliveries each (default 300)",
+    )
     parser.add_argument("--skip-scale", action="store_true", help="leave out the costs against the log's size")
     parser.add_argument(
         "--scale-events",
@@ -259,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         from tests.bench import serve  # fixtures on the bench database, then a server of its own
 
         serve.run(url=bench.url, seconds=min(args.seconds, SERVE_SECONDS), rounds=args.rounds, out=out)
+    if "webhooks" in sections:
+        from tests.bench import webhooks  # on the bench database, in this process, and a receiver of its own
+
+        webhooks.run(payments=args.webhook_payments, rounds=args.rounds, out=out)
     if "scale" in sections:
         from tests.bench import scale  # on the bench database, in this process; last: it fills the log
 
@@ -275,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-SECTIONS = ("commands", "projections", "ledger", "archive", "import", "serve", "scale")
+SECTIONS = ("commands", "projections", "ledger", "archive", "import", "serve", "webhooks", "scale")
 
 
 def chosen_sections(args: argparse.Namespace) -> set[str]:
@@ -288,6 +300,7 @@ def chosen_sections(args: argparse.Namespace) -> set[str]:
         "serve": args.serve_only,
         "import": args.import_only,
         "scale": args.scale_only,
+        "webhooks": args.webhooks_only,
     }
     named = {section for section, chosen in only.items() if chosen}
     if named:
@@ -299,6 +312,7 @@ def chosen_sections(args: argparse.Namespace) -> set[str]:
         "serve": args.skip_serve,
         "import": args.skip_import,
         "scale": args.skip_scale,
+        "webhooks": args.skip_webhooks,
     }
     return {section for section in SECTIONS if not skipped.get(section, False)}
 
