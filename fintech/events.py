@@ -99,6 +99,11 @@ def upcaster(event_type: str, *, from_version: int) -> Callable[[Callable[[dict]
     return register
 
 
+def event_types() -> list[str]:
+    """Every registered event type (those of the domain modules imported so far)."""
+    return sorted(_EVENT_TYPES)
+
+
 def event_class(event_type: str) -> type[DomainEvent]:
     try:
         return _EVENT_TYPES[event_type]

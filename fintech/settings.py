@@ -147,6 +147,10 @@ WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "10"))
 WEBHOOK_RETRY_BASE_SECONDS = float(env("WEBHOOK_RETRY_BASE_SECONDS", "30"))
 WEBHOOK_RETRY_MAX_SECONDS = float(env("WEBHOOK_RETRY_MAX_SECONDS", str(6 * 3600)))
 WEBHOOK_RETRY_HOURS = float(env("WEBHOOK_RETRY_HOURS", "72"))
+# The event bus (notifications.bus): amqp://user:pass@host:5672/vhost publishes to RabbitMQ; empty, to a Redis stream
+# on REDIS_URL capped near EVENT_BUS_STREAM_MAXLEN entries.
+EVENT_BUS_URL = env("EVENT_BUS_URL", "")
+EVENT_BUS_STREAM_MAXLEN = int(env("EVENT_BUS_STREAM_MAXLEN", "100000"))
 # The notification inbox in Redis (notifications.inbox): how long a merchant's notifications are kept, and how many.
 NOTIFICATION_INBOX_DAYS = float(env("NOTIFICATION_INBOX_DAYS", "30"))
 NOTIFICATION_INBOX_MAX = int(env("NOTIFICATION_INBOX_MAX", "1000"))

@@ -11,6 +11,7 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         import notifications.projection  # noqa: F401 - registers the webhooks projection
-        from notifications import services
+        from notifications import bus, services
 
         services.secrets_register()
+        bus.register()

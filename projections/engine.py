@@ -51,6 +51,9 @@ class Projection:
     # a batch holding any other, or archived rows, or that fails, takes the handlers' way.
     apply_range: Callable[..., None] | None = None
     range_versions: dict[str, frozenset[int]] = field(default_factory=dict)
+    # Called once the handlers have applied a batch, before its checkpoint commits: what it raises rolls the batch
+    # back, checkpoint included (the event bus publishes there, and its checkpoint moves only once confirmed).
+    before_commit: Callable[[], None] | None = None
     live_tables: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -171,6 +174,8 @@ def projection_run(*, name: str, batch_size: int = 500, wait: bool = False) -> i
                     events = events[: failed.index]
                     end = events[-1].checkpoint if events else after
                     touched = apply_events(projection, projection.live_tables, events, pipelined=projection.pipelined)
+                if projection.before_commit is not None:
+                    projection.before_commit()
                 _advance(state, end, len(events), events[-1].created_at if events else None)
                 applied = events
                 if failure is not None:

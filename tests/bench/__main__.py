@@ -86,8 +86,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-serve", action="store_true", help="leave out the production server's read path")
     sections.add_argument("--import-only", action="store_true", help="only the import_payments section")
     sections.add_argument("--scale-only", action="store_true", help="only the costs against the log's size")
-    sections.add_argument("--webhooks-only", action="store_true", help="only the webhook deliveries section")
-    parser.add_argument("--skip-webhooks", action="store_true", help="leave out the webhook deliveries section")
+    sections.add_argument(
+        "--webhooks-only", action="store_true", help="only the webhook deliveries and event bus section"
+    )
+    parser.add_argument(
+        "--skip-webhooks", action="store_true", help="leave out the webhook deliveries and event bus section"
+    )
     parser.add_argument(
         "--webhook-payments",
         type=int,
@@ -271,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         from tests.bench import webhooks  # on the bench database, in this process, and a receiver of its own
 
         webhooks.run(payments=args.webhook_payments, rounds=args.rounds, out=out)
+        from tests.bench import bus  # the relay to the machine's RabbitMQ, in this process
+
+        bus.run(payments=args.webhook_payments, rounds=args.rounds, out=out)
     if "scale" in sections:
         from tests.bench import scale  # on the bench database, in this process; last: it fills the log
 

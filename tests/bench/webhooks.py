@@ -30,16 +30,20 @@ def _receiver() -> tuple[subprocess.Popen, str]:
     return process, f"http://127.0.0.1:{port}/hooks"
 
 
-def _payments(merchant_id: str, token: str, count: int) -> None:
+def _payments(merchant_id: str, token: str, count: int) -> list:
+    """`count` captured payments of the merchant; their ids."""
     from fintech.money import Money
     from payments import services as payments
 
+    made = []
     for _ in range(count):
         payment = payments.payment_initiate(
-            merchant_id=merchant_id, amount=Money(5000, "JPY"), payment_method_token=token, actor="bench:webhooks"
+            merchant_id=merchant_id, amount=Money(5000, "JPY"), payment_method_token=token, actor="bench"
         )
-        payments.payment_authorize(payment_id=payment.id, actor="bench:webhooks")
-        payments.payment_capture(payment_id=payment.id, actor="bench:webhooks")
+        payments.payment_authorize(payment_id=payment.id, actor="bench")
+        payments.payment_capture(payment_id=payment.id, actor="bench")
+        made.append(payment.id)
+    return made
 
 
 def _raw(url: str, secret: str, bodies: list[str]) -> float:
