@@ -11,7 +11,7 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.http import Http404
 from django.utils.module_loading import import_string
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
 from fintech import policy
+from fintech.db import advisory_xact_lock
 from fintech.eventstore import ConcurrencyConflict, PreconditionFailed
 from fintech.masking import mask_pans, mask_value
 from fintech.models import IdempotencyRecord
@@ -293,8 +294,7 @@ def _lookup(*, owner_id: int, key: str) -> IdempotencyRecord | None:
     An advisory lock rather than a placeholder row, so that the transaction gets no transaction id until the
     command itself writes: an authorization waiting on the acquirer must not hold the projections back.
     """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"idempotency:{owner_id}:{key}"])
+    advisory_xact_lock(f"idempotency:{owner_id}:{key}")
     expired = idempotency_expired_before()
     record = IdempotencyRecord.objects.filter(owner_id=owner_id, key=key).first()
     if record is not None and record.created_at < expired:

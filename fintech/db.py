@@ -31,6 +31,14 @@ def raw_cursor() -> Iterator[Any]:
         yield cursor
 
 
+def advisory_xact_lock(key: str) -> None:
+    """Wait for the advisory lock named `key`, then hold it until this transaction ends: what serialises the
+    callers of one key (a payment's commands, an idempotency key, a merchant's endpoints, the settlement run)
+    without a row to lock."""
+    with raw_cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+
+
 class _OwnConnection:
     """One thread's autocommit connection; closed when the thread ends and its thread-local goes away."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from fintech.db import raw_cursor
+from fintech.db import advisory_xact_lock, raw_cursor
 from fintech.money import Money
 from ledger import journal, lock_objects
 from ledger.domain import AVAILABLE, PENDING, MerchantFundsSettled, Posting
@@ -49,9 +49,8 @@ def settlement_run(*, settlement_date: dt.date, actor: str) -> SettlementResult:
     settled (its later refunds debit available). A second run for a date returns that date's batch and
     changes nothing."""
     with transaction.atomic():
-        with raw_cursor() as cursor:
-            # One run at a time; the batch's unique date makes a rerun a no-op.
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('ledger:settlement', 0))")
+        # One run at a time; the batch's unique date makes a rerun a no-op.
+        advisory_xact_lock("ledger:settlement")
         existing = SettlementBatch.objects.filter(settlement_date=settlement_date).first()
         if existing is not None:
             return SettlementResult(batch=existing, created=False)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from fintech.db import raw_cursor
+from fintech.db import advisory_xact_lock
 from notifications.domain import (
     ENDPOINTS_PER_MERCHANT,
     WebhookDeliveryNotFound,
@@ -60,10 +60,7 @@ def webhook_endpoint_create(*, merchant_id: str, url: str, events: list[str], ac
     sealed, kek_key_id = secret_seal(secret=secret.encode(), context=_secret_context(endpoint_id))
     with transaction.atomic():
         # Creations for one merchant queue here, so that two at once cannot both pass the limit.
-        with raw_cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"webhook-endpoints:{merchant_id}"]
-            )
+        advisory_xact_lock(f"webhook-endpoints:{merchant_id}")
         live = WebhookEndpoint.objects.filter(merchant_id=merchant_id, deleted_at__isnull=True).count()
         if live >= ENDPOINTS_PER_MERCHANT:
             raise WebhookEndpointLimit(f"a merchant has at most {ENDPOINTS_PER_MERCHANT} webhook endpoints")

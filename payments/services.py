@@ -34,7 +34,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from fintech import eventstore
-from fintech.db import raw_cursor
+from fintech.db import advisory_xact_lock
 from fintech.eventstore import ConcurrencyConflict, PreconditionFailed, StreamAppend
 from fintech.money import Money
 from payments.attempts import Recovered, attempt_begin, attempt_resolve, attempts_recover
@@ -106,8 +106,7 @@ COMMAND_ATTEMPTS = 3
 
 def _payment_lock(payment_id: uuid.UUID) -> None:
     # Held until the transaction ends. Taken before the load, so what is loaded is what the command decides on.
-    with raw_cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"payment:{payment_id}"])
+    advisory_xact_lock(f"payment:{payment_id}")
 
 
 def _change(
