@@ -357,6 +357,14 @@ def drop_slashed_twins(endpoints):
     return [endpoint for endpoint in endpoints if not endpoint[0].endswith("/")]
 
 
+def path_uuid(value: str, *, what: str) -> uuid.UUID:
+    """An id from the URL path; one that is not a UUID is as absent as an unknown one: 404 "no such <what>"."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise exceptions.NotFound(f"no such {what}") from None
+
+
 class MerchantApi(APIView):
     """A view acting for the caller's merchant (the access policy's merchant_of); a user who acts for none is
     refused. The write side's commands and the read model's queries of payments both start here."""
@@ -368,10 +376,7 @@ class MerchantApi(APIView):
         return merchant_id
 
     def payment_id(self) -> uuid.UUID:
-        try:
-            return uuid.UUID(self.kwargs["payment_id"])
-        except ValueError:
-            raise exceptions.NotFound("no such payment") from None
+        return path_uuid(self.kwargs["payment_id"], what="payment")
 
     def actor(self) -> str:
         return f"user:{self.request.user.pk}"

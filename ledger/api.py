@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from accounts import fastread
 from accounts.fastread import FastReadView
 from fintech import policy
-from fintech.api import FreeTextField, MoneyField, idempotent, no_card_numbers, register_problem
+from fintech.api import FreeTextField, MoneyField, idempotent, no_card_numbers, path_uuid, register_problem
 from fintech.money import CURRENCY_EXPONENTS, MAX_MINOR, Money
 from fintech.openapi import raises
 from fintech.timestamps import iso_z
@@ -69,10 +69,7 @@ class LedgerApi(APIView):
             raise PermissionDenied("the ledger is written by the finance role")
 
     def account_id(self) -> uuid.UUID:
-        try:
-            return uuid.UUID(self.kwargs["account_id"])
-        except ValueError:
-            raise NotFound("no such account") from None
+        return path_uuid(self.kwargs["account_id"], what="account")
 
     def require_reader(self, owner: tuple[str, str] | None) -> None:
         """Finance reads every account, a merchant's users their merchant's; others see nothing."""
@@ -241,10 +238,7 @@ class HoldPlaceApi(LedgerApi):
 
 class HoldActionApi(LedgerApi):
     def hold_id(self) -> uuid.UUID:
-        try:
-            return uuid.UUID(self.kwargs["hold_id"])
-        except ValueError:
-            raise NotFound("no such hold") from None
+        return path_uuid(self.kwargs["hold_id"], what="hold")
 
 
 class HoldReleaseApi(HoldActionApi):

@@ -6,10 +6,10 @@ import uuid
 import redis
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from fintech.api import MerchantApi, register_problem
+from fintech.api import MerchantApi, path_uuid, register_problem
 from notifications import inbox, selectors, services
 from notifications.domain import (
     ENDPOINTS_PER_MERCHANT,
@@ -56,10 +56,7 @@ class EndpointListOutputSerializer(serializers.Serializer):
 
 class WebhookEndpointApi(MerchantApi):
     def endpoint_id(self) -> uuid.UUID:
-        try:
-            return uuid.UUID(self.kwargs["endpoint_id"])
-        except ValueError:
-            raise NotFound("no such webhook endpoint") from None
+        return path_uuid(self.kwargs["endpoint_id"], what="webhook endpoint")
 
 
 class WebhookEndpointCreateApi(WebhookEndpointApi):
@@ -200,11 +197,9 @@ class WebhookDeliveryRetryApi(MerchantApi):
     def post(self, request, delivery_id: str = "", **kwargs):
         # The body (none, or an empty object) is read first: a hostile one is a 400 whatever the id.
         self.InputSerializer(data=request.data).is_valid(raise_exception=True)
-        try:
-            delivery_uuid = uuid.UUID(delivery_id)
-        except ValueError:
-            raise NotFound("no such webhook delivery") from None
-        delivery = services.webhook_delivery_retry(merchant_id=self.merchant_id(), delivery_id=delivery_uuid)
+        delivery = services.webhook_delivery_retry(
+            merchant_id=self.merchant_id(), delivery_id=path_uuid(delivery_id, what="webhook delivery")
+        )
         return Response(DeliveryOutputSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
