@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
-import json
 import uuid
 
 from django.db.models import Q
 
+from fintech.cursors import cursor_decode, cursor_encode
 from notifications.domain import WebhookEndpointNotFound
 from notifications.models import WebhookDelivery, WebhookEndpoint
 
@@ -29,19 +26,6 @@ def webhook_endpoint_get(*, merchant_id: str, endpoint_id: uuid.UUID) -> Webhook
     return endpoint
 
 
-def _cursor_encode(delivery: WebhookDelivery) -> str:
-    return base64.urlsafe_b64encode(json.dumps([delivery.created_at.isoformat(), str(delivery.id)]).encode()).decode()
-
-
-def _cursor_decode(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
-    """ValueError for a cursor this API did not hand out."""
-    try:
-        created, delivery_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return dt.datetime.fromisoformat(created), uuid.UUID(delivery_id)
-    except (TypeError, ValueError, binascii.Error) as bad:
-        raise ValueError("not a cursor this API handed out") from bad
-
-
 def webhook_delivery_list(
     *, merchant_id: str, endpoint_id: uuid.UUID, cursor: str | None, limit: int
 ) -> tuple[list[WebhookDelivery], str | None]:
@@ -50,8 +34,8 @@ def webhook_delivery_list(
     endpoint = webhook_endpoint_get(merchant_id=merchant_id, endpoint_id=endpoint_id)
     rows = WebhookDelivery.objects.filter(endpoint=endpoint)
     if cursor:
-        created, delivery_id = _cursor_decode(cursor)
+        created, delivery_id = cursor_decode(cursor)
         rows = rows.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=delivery_id))
     page = list(rows.order_by("-created_at", "-id")[: limit + 1])
-    next_cursor = _cursor_encode(page[limit - 1]) if len(page) > limit else None
+    next_cursor = cursor_encode(page[limit - 1].created_at, page[limit - 1].id) if len(page) > limit else None
     return page[:limit], next_cursor

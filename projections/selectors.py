@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as dt
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from fintech import dbrouter, eventstore
+from fintech.cursors import cursor_decode, cursor_encode
 from fintech.db import raw_cursor
 from fintech.timestamps import iso_z
 from projections import cache, engine
@@ -134,13 +133,7 @@ class PaymentFilters:
 
 
 def _cursor_encode(row: PaymentView) -> str:
-    return base64.urlsafe_b64encode(json.dumps([row.created_at.isoformat(), str(row.payment_id)]).encode()).decode()
-
-
-def cursor_decode(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
-    """Raises ValueError for a cursor this API did not hand out."""
-    created, payment_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    return dt.datetime.fromisoformat(created), uuid.UUID(payment_id)
+    return cursor_encode(row.created_at, row.payment_id)
 
 
 def payment_list(

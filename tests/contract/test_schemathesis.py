@@ -101,7 +101,7 @@ def world(live_server) -> World:
         owner_type="merchant", owner_id=merchant_id, currency="JPY", kind=AccountKind.MERCHANT_PAYABLE, actor=ACTOR
     )
     account_ids.append(str(merchant_account.id))
-    # A cursor is opaque (projections.selectors.cursor_decode): only one the API hands out is schema-valid in
+    # A cursor is opaque (fintech.cursors.cursor_decode): only one the API hands out is schema-valid in
     # earnest, so positive cases use cursors of that shape.
     cursors = [
         base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00+00:00", payment_id]).encode()).decode()
