@@ -36,16 +36,17 @@ def notification_body(*, recorded: RecordedEvent, document: dict) -> str:
 _built: dict[str, tuple[str, int, str]] = {}
 
 
-def _notification(recorded: RecordedEvent) -> tuple[str, str]:
-    """(merchant, notification JSON) of a payment event: the payment as it stood at that event."""
-    events = [event for event in eventstore.load(recorded.stream_id) if event.version <= recorded.version]
+def _notification(recorded: RecordedEvent, stream: list[RecordedEvent]) -> tuple[str, str]:
+    """(merchant, notification JSON) of a payment event, given its stream's events: the payment as it stood at that
+    event."""
+    events = [event for event in stream if event.version <= recorded.version]
     return events[0].event.merchant_id, notification_body(
         recorded=recorded, document=payment_document_of(events=events)
     )
 
 
 def _notify(cursor, tables, recorded: RecordedEvent):
-    merchant_id, body = _notification(recorded)
+    merchant_id, body = _notification(recorded, eventstore.load(recorded.stream_id))
     key = f"{recorded.stream_id}:{recorded.version}"
     _built[key] = (merchant_id, recorded.checkpoint.position, body)
     # Only endpoints registered before the event was recorded: one registered today is told of today's payments,
@@ -78,9 +79,10 @@ def _notify(cursor, tables, recorded: RecordedEvent):
 def _rebuilt(key: str) -> tuple[str, int, str] | None:
     """A notification again from the log (a repair after Redis was down: the batch's own are gone by then)."""
     stream_id, version = key.rsplit(":", 1)
-    for recorded in eventstore.load(uuid.UUID(stream_id)):
+    stream = eventstore.load(uuid.UUID(stream_id))
+    for recorded in stream:
         if recorded.version == int(version):
-            merchant_id, body = _notification(recorded)
+            merchant_id, body = _notification(recorded, stream)
             return merchant_id, recorded.checkpoint.position, body
     return None
 
