@@ -92,16 +92,13 @@ def _record(claimed: Claimed, *, status_code: int | None, error: str, give_up: b
     """The attempt's outcome, unless the lease was lost meanwhile (another worker has the delivery now)."""
     now = timezone.now()
     attempts = claimed.attempts + 1
+    next_at = now + dt.timedelta(seconds=retry_delay(attempts))
     if status_code is not None and 200 <= status_code < 300:
         assignments, params = "state = 'delivered', delivered_at = %s", [now]
-    elif give_up:
+    elif give_up or next_at > claimed.created_at + dt.timedelta(hours=settings.WEBHOOK_RETRY_HOURS):
         assignments, params = "state = 'failed', failed_at = %s", [now]
     else:
-        next_at = now + dt.timedelta(seconds=retry_delay(attempts))
-        if next_at > claimed.created_at + dt.timedelta(hours=settings.WEBHOOK_RETRY_HOURS):
-            assignments, params = "state = 'failed', failed_at = %s", [now]
-        else:
-            assignments, params = "next_attempt_at = %s", [next_at]
+        assignments, params = "next_attempt_at = %s", [next_at]
     with raw_cursor() as cursor:
         cursor.execute(
             f"UPDATE notifications_webhook_delivery SET {assignments}, attempts = %s, last_status_code = %s, "  # noqa: S608 - fixed fragments
