@@ -92,8 +92,9 @@ def webhook_endpoint_secret(*, endpoint: WebhookEndpoint) -> str:
 
 
 def webhook_delivery_retry(*, merchant_id: str, delivery_id: uuid.UUID) -> WebhookDelivery:
-    """Send one of the merchant's deliveries again now, whatever became of it (a failed one gets a new round of
-    attempts). WebhookDeliveryNotFound for an unknown one or another merchant's."""
+    """Send one of the merchant's deliveries again now, whatever became of it. A failed one is attempted once more,
+    and retried after that only while its notification is within WEBHOOK_RETRY_HOURS. WebhookDeliveryNotFound for
+    an unknown one or another merchant's."""
     updated = WebhookDelivery.objects.filter(id=delivery_id, merchant_id=merchant_id).update(
         state=WebhookDelivery.PENDING, next_attempt_at=timezone.now(), leased_until=None, failed_at=None
     )
