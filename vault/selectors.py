@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.utils import timezone
-
+from fintech import timestamps
 from fintech.db import raw_cursor
 from vault.domain import is_expired
 
@@ -32,14 +31,14 @@ def token_status(*, token: str, merchant_id: str, today: dt.date | None = None) 
     summary = _card(token=token, merchant_id=merchant_id)
     if summary is None:
         return UNKNOWN
-    return EXPIRED if is_expired(summary.exp_month, summary.exp_year, today=today or timezone.localdate()) else USABLE
+    return EXPIRED if is_expired(summary.exp_month, summary.exp_year, today=today or timestamps.today()) else USABLE
 
 
 def token_describe(*, token: str, merchant_id: str, today: dt.date | None = None) -> CardSummary | None:
     """The displayable facts of a merchant's unexpired card token; None for unknown, another merchant's or
     expired tokens."""
     summary = _card(token=token, merchant_id=merchant_id)
-    if summary is None or is_expired(summary.exp_month, summary.exp_year, today=today or timezone.localdate()):
+    if summary is None or is_expired(summary.exp_month, summary.exp_year, today=today or timestamps.today()):
         return None
     return summary
 

@@ -19,7 +19,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from fintech import metrics, policy
+from fintech import metrics, policy, timestamps
 from fintech.db import own_connection_execute, raw_cursor
 from fintech.masking import audit_text
 from vault import keys
@@ -95,7 +95,7 @@ def card_tokenize(
     """Vault a card for a merchant and return its record; the same card in the same scope keeps its token
     (expiry and name are refreshed)."""
     number = card_number_parse(card_number)
-    exp_month, exp_year = expiry_check(exp_month, exp_year, today=today or timezone.localdate())
+    exp_month, exp_year = expiry_check(exp_month, exp_year, today=today or timestamps.today())
     index = _blind_index(merchant_id=merchant_id, number=number)
     existing = Card.objects.filter(merchant_id=merchant_id, blind_index=index).first()
     if existing is not None:
