@@ -125,7 +125,13 @@ def decode_event(event_type: str, event_version: int, data: dict[str, Any], *, o
     return cls.from_data(data, occurred_at=occurred_at)
 
 
+# Most fields are these: one type look-up, not the chain of isinstance checks below (every event appended).
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _encode(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, Money):
         return value.to_json()
     if isinstance(value, uuid.UUID):
