@@ -211,42 +211,21 @@ def _transfer(
             reference=reference,
             actor=actor,
         )
-        transfer = Transfer(
-            id=transfer_id,
-            from_account_id=from_account,
-            to_account_id=to_account,
-            amount=amount.minor,
-            currency=amount.currency,
-            reference=reference,
-            status="completed",
-            actor=actor,
-            created_at=entry.created_at,
-        )
-        _transfer_insert(transfer)
-    return transfer
+        row = (transfer_id, from_account, to_account, amount.minor, amount.currency, reference, "completed", actor)
+        return _transfer_insert((*row, entry.created_at))
 
 
-def _transfer_insert(transfer: Transfer) -> None:
-    # The statement Model.save(force_insert=True) sends, without the ORM's save machinery (a tenth of a
-    # transfer's client time); the row becomes a saved instance as save() would leave it.
+def _transfer_insert(values: tuple) -> Transfer:
+    """Insert a transfer row (its columns in the model's field order) with the statement Model.save sends, and
+    return it as a saved instance: without the ORM's save machinery and keyword __init__ (together a tenth of a
+    transfer's client time)."""
     with raw_cursor() as cursor:
         cursor.execute(
             'INSERT INTO "accounts_transfer" ("id", "from_account_id", "to_account_id", "amount", "currency", '
             '"reference", "status", "actor", "created_at") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)',
-            [
-                transfer.id,
-                transfer.from_account_id,
-                transfer.to_account_id,
-                transfer.amount,
-                transfer.currency,
-                transfer.reference,
-                transfer.status,
-                transfer.actor,
-                transfer.created_at,
-            ],
+            values,
         )
-    transfer._state.adding = False
-    transfer._state.db = DEFAULT_DB_ALIAS
+    return Transfer.from_db(DEFAULT_DB_ALIAS, None, values)
 
 
 def hold_place(*, account_id: uuid.UUID, amount: Money, reference: str = "", actor: str) -> Hold:
