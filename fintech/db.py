@@ -20,6 +20,13 @@ import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
 
 
+class _Spare(threading.local):
+    cursor: Any = None
+
+
+_spare = _Spare()
+
+
 @contextlib.contextmanager
 def raw_cursor() -> Iterator[Any]:
     # One lookup of this thread's connection: each attribute read through django.db.connection (a proxy) is
@@ -27,8 +34,17 @@ def raw_cursor() -> Iterator[Any]:
     wrapper = connections[DEFAULT_DB_ALIAS]
     if wrapper.connection is None:
         wrapper.ensure_connection()
-    with wrapper.wrap_database_errors, wrapper.connection.cursor() as cursor:
-        yield cursor
+    connection = wrapper.connection
+    # The thread's spare cursor, if it is on this connection: a new psycopg cursor costs about a third of a
+    # small statement's client time. Taken while in use, so a raw_cursor opened inside this one gets its own.
+    cursor, _spare.cursor = _spare.cursor, None
+    if cursor is None or cursor.connection is not connection or cursor.closed:
+        cursor = connection.cursor()
+    try:
+        with wrapper.wrap_database_errors:
+            yield cursor
+    finally:
+        _spare.cursor = cursor
 
 
 def advisory_xact_lock(key: str) -> None:
@@ -44,6 +60,7 @@ class _OwnConnection:
 
     def __init__(self, connection: psycopg.Connection) -> None:
         self.connection = connection
+        self.cursor = connection.cursor()  # one statement at a time: reused, as a new cursor costs
 
     def __del__(self) -> None:
         self.connection.close()
@@ -71,17 +88,19 @@ def own_connection_execute(sql: str, params: Sequence[Any]) -> list[tuple]:
     held = getattr(_own, "held", None)
     if held is not None and not held.connection.closed:
         try:
-            return _rows(held.connection.execute(sql, params))
+            return _rows(held.cursor, sql, params)
         except psycopg.OperationalError:
             # Dropped since its last use (server restart, idle timeout): sent again on a new connection.
             if not held.connection.closed and not held.connection.broken:
                 raise
     _own.held = _OwnConnection(_own_connection_new())
-    return _rows(_own.held.connection.execute(sql, params))
+    return _rows(_own.held.cursor, sql, params)
 
 
-def _rows(cursor) -> list[tuple]:
-    return cursor.fetchall() if cursor.description is not None else []
+def _rows(cursor, sql: str, params: Sequence[Any]) -> list[tuple]:
+    cursor.execute(sql, params)
+    # pgresult's status, not cursor.description, which builds a Column object per column to answer.
+    return cursor.fetchall() if cursor.pgresult.status == psycopg.pq.ExecStatus.TUPLES_OK else []
 
 
 def own_connection_close() -> None:
