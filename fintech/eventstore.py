@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import functools
 import json
 import logging
 import uuid
@@ -23,7 +24,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 
 from fintech.db import raw_cursor
 from fintech.events import DomainEvent, EventSchemaError, decode_event
@@ -165,16 +166,15 @@ def append_streams(
     transaction a savepoint keeps that transaction usable after a conflict; `savepoint=False` spares its two
     round trips to a caller whose streams cannot move under it (it holds their rows locked)."""
     meta = {**(_command_metadata.get() or {}), **(metadata or {})}
-    rows, params, pending = _insert_rows(appends, json.dumps(meta, sort_keys=True))
-    if not rows:
+    params, pending = _insert_rows(appends, json.dumps(meta, sort_keys=True))
+    if not pending:
         return []
-    # Only placeholders are joined into the statement; every value is a parameter.
-    sql = (
-        f"INSERT INTO fintech_event ({_INSERT_COLUMNS}) VALUES {', '.join(rows)} "  # noqa: S608
-        "RETURNING position, transaction_id::text::bigint, created_at"
-    )
+    sql = _insert_sql(len(pending))
+    # One look-up of this thread's connection for the whole append (each through django.db.connection or
+    # transaction.on_commit is another).
+    wrapper = connections[DEFAULT_DB_ALIAS]
     # One statement is one transaction on its own.
-    scope = transaction.atomic() if savepoint and connection.in_atomic_block else contextlib.nullcontext()
+    scope = transaction.atomic() if savepoint and wrapper.in_atomic_block else contextlib.nullcontext()
     try:
         with scope, raw_cursor() as cursor:
             cursor.execute(sql, params, binary=True)
@@ -200,21 +200,30 @@ def append_streams(
             pending, returned, strict=True
         )
     ]
-    transaction.on_commit(lambda: _publish(result), robust=True)
+    wrapper.on_commit(lambda: _publish(result), robust=True)
     return result
 
 
-def _insert_rows(appends: Sequence[StreamAppend], meta_json: str) -> tuple[list[str], list, list[tuple]]:
-    """The VALUES placeholders and parameters of every event to append, and (event id, stream, aggregate type,
-    version, event) of each, in the same order."""
-    rows: list[str] = []
+@functools.lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    """The INSERT of `rows` events, RETURNING what each RecordedEvent needs of the server. Only placeholders are
+    joined into it; every value is a parameter."""
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)"] * rows)
+    return (
+        f"INSERT INTO fintech_event ({_INSERT_COLUMNS}) VALUES {values} "  # noqa: S608
+        "RETURNING position, transaction_id::text::bigint, created_at"
+    )
+
+
+def _insert_rows(appends: Sequence[StreamAppend], meta_json: str) -> tuple[list, list[tuple]]:
+    """The parameters of every event to append, and (event id, stream, aggregate type, version, event) of each,
+    in the same order."""
     params: list[Any] = []
     pending: list[tuple] = []
     for row, event in _event_rows(appends, meta_json):
-        rows.append("(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)")
         params += row
         pending.append((row[0], row[1], row[2], row[7], event))
-    return rows, params, pending
+    return params, pending
 
 
 def _event_rows(appends: Sequence[StreamAppend], meta_json: str) -> Iterator[tuple[tuple, DomainEvent]]:
