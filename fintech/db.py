@@ -47,6 +47,12 @@ def raw_cursor() -> Iterator[Any]:
         _spare.cursor = cursor
 
 
+def raw_cursor_forget() -> None:
+    """Drop this thread's spare cursor: the next raw_cursor opens a new one from the connection's
+    `cursor_factory` (the bench counts statements with a factory of its own)."""
+    _spare.cursor = None
+
+
 def advisory_xact_lock(key: str) -> None:
     """Wait for the advisory lock named `key`, then hold it until this transaction ends: what serialises the
     callers of one key (a payment's commands, an idempotency key, a merchant's endpoints, the settlement run)
