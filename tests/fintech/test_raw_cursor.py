@@ -5,6 +5,8 @@ them."""
 
 from __future__ import annotations
 
+import django.db
+import psycopg
 import pytest
 from django.db import connection
 
@@ -51,12 +53,26 @@ def test_a_statement_after_the_connection_was_closed_runs_on_the_new_one():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failed_statement_leaves_the_spare_cursor_usable():
-    with pytest.raises(Exception), raw_cursor() as cursor:  # noqa: B017, PT011 - Django maps psycopg's error
+def test_a_failed_statement_raises_djangos_error_and_leaves_the_spare_cursor_usable():
+    with pytest.raises(django.db.DataError) as raised, raw_cursor() as cursor:
         cursor.execute("SELECT 1 / 0")
+    assert isinstance(raised.value.__cause__, psycopg.errors.DivisionByZero)
     with raw_cursor() as again:
         again.execute("SELECT 3")
         assert again.fetchone() == (3,)
+
+
+def _select_then_fail() -> object:
+    with raw_cursor() as cursor:
+        cursor.execute("SELECT 1")
+        raise KeyError(cursor)
+
+
+def test_an_error_of_the_caller_goes_through_unchanged():
+    with pytest.raises(KeyError) as raised:
+        _select_then_fail()
+    with raw_cursor() as again:
+        assert again is raised.value.args[0]
 
 
 @pytest.mark.django_db(transaction=True)
