@@ -216,9 +216,9 @@ def _transfer(
 
 
 def _transfer_insert(values: tuple) -> Transfer:
-    """Insert a transfer row (its columns in the model's field order) with the statement Model.save sends, and
-    return it as a saved instance: without the ORM's save machinery and keyword __init__ (together a tenth of a
-    transfer's client time)."""
+    """Insert a transfer row (its columns in the model's field order) with the statement Model.save sends,
+    without the ORM's save machinery (a tenth of a transfer's client time), and return it as a saved
+    instance."""
     with raw_cursor() as cursor:
         cursor.execute(
             'INSERT INTO "accounts_transfer" ("id", "from_account_id", "to_account_id", "amount", "currency", '
