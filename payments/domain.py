@@ -71,6 +71,10 @@ class PaymentMethod:
     brand: str
     last4: str
 
+    def to_json(self) -> dict[str, str]:
+        # Its three strings by hand: dataclasses.asdict deep-copies each one (every payment's first event).
+        return {"token": self.token, "brand": self.brand, "last4": self.last4}
+
 
 @dataclass(frozen=True, kw_only=True)
 class PaymentInitiated(PaymentEvent):
@@ -194,12 +198,7 @@ class Payment:
                 payment_id=payment_id,
                 merchant_id=merchant_id,
                 amount=amount,
-                # Its three strings by hand: dataclasses.asdict deep-copies each one.
-                payment_method={
-                    "token": payment_method.token,
-                    "brand": payment_method.brand,
-                    "last4": payment_method.last4,
-                },
+                payment_method=payment_method.to_json(),
                 description=description,
                 initiated_by=initiated_by,
             )

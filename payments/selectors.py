@@ -51,11 +51,7 @@ def payment_document_of(*, events: list[RecordedEvent]) -> dict:
         "version": payment.version,
         "merchant_id": payment.merchant_id,
         "description": payment.description,
-        "payment_method": {
-            "token": payment.payment_method.token,
-            "brand": payment.payment_method.brand,
-            "last4": payment.payment_method.last4,
-        },
+        "payment_method": payment.payment_method.to_json(),
         "authorization_code": payment.authorization_code or None,
         "failure_code": payment.failure_code or None,
         "authorized_amount": _money(payment.authorized_amount) or zero,
