@@ -6,6 +6,7 @@ share, and a scrape, whichever process answers it, sums them all (prometheus_cli
 
 from __future__ import annotations
 
+import functools
 import time
 
 from django.db import transaction
@@ -32,7 +33,13 @@ COMMAND_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def ledger_entry_committed(kind: str) -> None:
     """Count a journal entry once its transaction commits (a rolled-back one was never written)."""
-    transaction.on_commit(lambda: LEDGER_ENTRIES.labels(kind=kind).inc())
+    transaction.on_commit(_ledger_entries(kind).inc)
+
+
+@functools.cache
+def _ledger_entries(kind: str):
+    # labels() looks the child up under a lock on every call; there are a handful of kinds.
+    return LEDGER_ENTRIES.labels(kind=kind)
 
 
 class RequestMetricsMiddleware:
