@@ -27,6 +27,11 @@ Per transfer both implementations send, on one connection, what the service send
 
 The hand client never imports Django: psycopg 3 with its defaults (prepare after 5 runs of a statement),
 autocommit between transfers and off for each transfer's transaction, as Django's atomic does.
+
+A third implementation, "hand + Redis", is the hand client plus what the service does after COMMIT besides
+SQL: the balance write-through (projections.balances), one EVALSHA of the same script with the same arguments
+over a connection of its own, as fintech.redisscripts sends it. The target is against plain hand SQL; this one
+shows how much of the gap is that Redis round trip.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import itertools
 import json
 import os
 import random
+import statistics
 import sys
 import time
 import traceback
@@ -46,9 +52,12 @@ from multiprocessing.synchronize import Barrier
 from queue import Queue
 
 import psycopg
+import redis
 
 from tests.bench.handsql import BenchError
 from tests.bench.worker import BARRIER_TIMEOUT, HAND_SQL, SERVICE, TARGET_CLIENTS, target_verdict
+
+HAND_REDIS = "hand + Redis"
 
 ACCOUNTS = 200
 CURRENCY = "JPY"
@@ -102,6 +111,22 @@ INSERT_TRANSFER = (
 # Column indexes of LOCK rows.
 FLOOR, AVAILABLE, PENDING, VERSION = 3, 4, 5, 6
 
+# projections.cache._BALANCES_SET, character for character (the bench compares them before it measures).
+BALANCES_SET = """
+local at = 1
+for _, key in ipairs(KEYS) do
+  local version, mode, count = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
+  local current = redis.call('HGET', key, 'version')
+  local newer = current and tonumber(current) > tonumber(version)
+  local absent = mode == 'partial' and redis.call('HEXISTS', key, 'owner_type') == 0
+  if not newer and not absent then
+    redis.call('HSET', key, 'version', version, unpack(ARGV, at + 3, at + 2 + count))
+  end
+  at = at + 3 + count
+end
+return 1
+"""
+
 
 def _money(minor: int, currency: str) -> dict:
     return {"amount": minor, "currency": currency}
@@ -114,12 +139,30 @@ def _now() -> dt.datetime:
 class HandWrittenTransfers:
     """One client's connection and transfer_create by hand."""
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, redis_url: str | None = None) -> None:
         # Autocommit between transfers (the peek is a transaction of its own); off for each transfer's locks.
         self.conn = psycopg.connect(conninfo, autocommit=True)
+        self.redis: redis.Connection | None = None
+        if redis_url:
+            pool = redis.ConnectionPool.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
+            self.redis = pool.connection_class(**pool.connection_kwargs)
+            self.redis.send_command("SCRIPT", "LOAD", BALANCES_SET)
+            self.sha = self.redis.read_response().decode()
 
     def close(self) -> None:
         self.conn.close()
+        if self.redis is not None:
+            self.redis.disconnect()
+
+    def _write_through(self, after: dict, versions: dict, occurred_at: dt.datetime) -> None:
+        keys, args = [], []
+        updated_at = occurred_at.isoformat().replace("+00:00", "Z")
+        for account_id, (available, pending) in after.items():
+            keys.append(f"balance:{account_id}")
+            args += [versions[account_id], "partial", 6, "available", str(available), "pending", str(pending)]
+            args += ["updated_at", updated_at]
+        self.redis.send_packed_command(self.redis.pack_command("EVALSHA", self.sha, len(keys), *keys, *args))
+        self.redis.read_response()
 
     def transfer(self, *, from_account: uuid.UUID, to_account: uuid.UUID, amount: int) -> uuid.UUID:
         conn = self.conn
@@ -188,6 +231,9 @@ class HandWrittenTransfers:
             raise
         finally:
             conn.autocommit = True
+        if self.redis is not None:
+            versions = {account_id: locked[account_id][VERSION] + 1 for account_id in after}
+            self._write_through(after, versions, now)
         return transfer_id
 
 
@@ -247,6 +293,7 @@ class LedgerSpec:
     transfers: int | None
     seconds: float
     warmup: int
+    redis_url: str = ""  # the service's Redis, for the hand + Redis client
 
 
 @dataclass(frozen=True)
@@ -275,7 +322,8 @@ def _service_client() -> Callable[..., uuid.UUID]:
 
 
 def _hand_client(spec: LedgerSpec) -> Callable[..., uuid.UUID]:
-    transfer = HandWrittenTransfers(spec.conninfo).transfer
+    redis_url = spec.redis_url if spec.implementation == HAND_REDIS else None
+    transfer = HandWrittenTransfers(spec.conninfo, redis_url).transfer
     if "django" in sys.modules:
         raise RuntimeError("the hand SQL client imported Django")
     return transfer
@@ -504,6 +552,9 @@ def run(
 ) -> int:
     """Open the pool, count the statements of one transfer on each side, then the interleaved rounds and the
     table. Returns the number of transfers made and verified."""
+    from django.conf import settings
+
+    from projections.cache import _BALANCES_SET
     from tests.bench.database import describe, describe_tables
     from tests.bench.worker import spawn_clients
 
@@ -532,12 +583,14 @@ def run(
         out(f"  per table (partitions summed), scans/rows in/updated ({same}): {describe_tables(work[SERVICE])}")
         if same != "the same":
             out(f"  hand SQL: {describe_tables(work[HAND_SQL])}")
+    same_script = "the same" if BALANCES_SET == _BALANCES_SET else "DIFFERENT"
+    out(f"  {HAND_REDIS}: the hand SQL, then the write-through's EVALSHA; its script: {same_script} as the service's")
     out("")
 
     verified = 0
     totals: dict[tuple[str, int], Totals] = {}
     for round_number in range(rounds):
-        order = (SERVICE, HAND_SQL) if round_number % 2 == 0 else (HAND_SQL, SERVICE)
+        order = (SERVICE, HAND_SQL, HAND_REDIS) if round_number % 2 == 0 else (HAND_REDIS, HAND_SQL, SERVICE)
         for count in clients:
             for implementation in order:
                 spec = LedgerSpec(
@@ -548,6 +601,7 @@ def run(
                     transfers=transfers,
                     seconds=seconds,
                     warmup=warmup,
+                    redis_url=settings.CACHES["default"]["LOCATION"],
                 )
                 collected, took = spawn_clients(client_main, spec, count)
                 ids = [
@@ -564,7 +618,7 @@ def run(
                 total.seconds += took
                 total.rounds.append(done / took)
                 out(
-                    f"round {round_number + 1}/{rounds}  {implementation:<8}  {count} clients  "
+                    f"round {round_number + 1}/{rounds}  {implementation:<12}  {count} clients  "
                     f"{done:>6} transfers in {took:6.2f} s  {done / took:8.0f} transfers/s  verified"
                 )
     out("")
@@ -574,7 +628,18 @@ def run(
         paired = " ".join(f"{s / h:.2f}" for s, h in zip(service.rounds, hand.rounds, strict=True))
         ratio = service.per_second / hand.per_second
         out(f"{count:<8} {service.per_second:>20.0f} {hand.per_second:>21.0f} {ratio:>6.2f}   {paired}")
+    out(f"{'clients':<8} {HAND_REDIS + ' transfers/s':>25} {'service ratio to it':>20}   ratio in each round")
+    for count in clients:
+        service, hand_redis = totals[(SERVICE, count)], totals[(HAND_REDIS, count)]
+        paired = " ".join(f"{s / h:.2f}" for s, h in zip(service.rounds, hand_redis.rounds, strict=True))
+        ratio = service.per_second / hand_redis.per_second
+        out(f"{count:<8} {hand_redis.per_second:>25.0f} {ratio:>20.2f}   {paired}")
     if TARGET_CLIENTS in clients:
         service, hand = totals[(SERVICE, TARGET_CLIENTS)], totals[(HAND_SQL, TARGET_CLIENTS)]
         out(target_verdict("transfers (service layer)", service.rounds, hand.rounds))
+        ratios = [s / h for s, h in zip(service.rounds, totals[(HAND_REDIS, TARGET_CLIENTS)].rounds, strict=True)]
+        out(
+            f"  for comparison, not the target: against {HAND_REDIS} (the same write-through by hand), median "
+            f"{statistics.median(ratios):.2f} of {len(ratios)} rounds"
+        )
     return verified
