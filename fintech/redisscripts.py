@@ -54,12 +54,13 @@ def _call(redis_client, *command) -> Any:
         connection.send_packed_command(connection.pack_command(*command), check_health=False)
         return connection.read_response()
     except RedisConnectionError:
+        _own.connections.pop(pool, None)
         if not reused:
             raise
         # A connection that lay idle may have been dropped by the server (a restart, an idle timeout): one more
         # try on a new connection, as redis-py's client retries. Running a script twice writes the same again,
-        # bar the fast read's rate-limit count, which may count the request twice.
-        _own.connections.pop(pool, None)
+        # bar the fast read's rate-limit count, which may count the request twice. A server that is down fails
+        # that try too, and every later call tries once.
         return _call(redis_client, *command)
 
 

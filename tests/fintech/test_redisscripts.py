@@ -42,10 +42,20 @@ def test_a_connection_the_server_dropped_is_replaced_and_the_call_goes_through()
 
 def test_a_server_that_does_not_answer_raises_redis_error_at_once():
     dead = redis_py.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
-    with pytest.raises(RedisError):
-        script_run(dead, ECHO, ["k"], ["x"])
-    with pytest.raises(RedisError):
-        script_run(dead, ECHO, ["k"], ["x"])
+    connects = []
+    connection_class = dead.connection_pool.connection_class
+
+    class Counted(connection_class):
+        def _connect(self):
+            connects.append(1)
+            return super()._connect()
+
+    dead.connection_pool.connection_class = Counted
+    for attempt in (1, 2):
+        with pytest.raises(RedisError):
+            script_run(dead, ECHO, ["k"], ["x"])
+        # one try per call: a connection that never answered is not kept to be tried again
+        assert len(connects) == attempt
 
 
 def test_a_forked_child_talks_over_a_connection_of_its_own():
