@@ -539,6 +539,12 @@ class Totals:
         return self.transfers / self.seconds if self.seconds else 0.0
 
 
+def _ratios(service: Totals, baseline: Totals) -> tuple[float, str]:
+    """The service's rate over the baseline's, over all rounds, and round by round."""
+    paired = " ".join(f"{s / b:.2f}" for s, b in zip(service.rounds, baseline.rounds, strict=True))
+    return service.per_second / baseline.per_second, paired
+
+
 def run(
     *,
     url: str,
@@ -625,14 +631,12 @@ def run(
     out(f"{'clients':<8} {'service transfers/s':>20} {'hand SQL transfers/s':>21} {'ratio':>6}   ratio in each round")
     for count in clients:
         service, hand = totals[(SERVICE, count)], totals[(HAND_SQL, count)]
-        paired = " ".join(f"{s / h:.2f}" for s, h in zip(service.rounds, hand.rounds, strict=True))
-        ratio = service.per_second / hand.per_second
+        ratio, paired = _ratios(service, hand)
         out(f"{count:<8} {service.per_second:>20.0f} {hand.per_second:>21.0f} {ratio:>6.2f}   {paired}")
     out(f"{'clients':<8} {HAND_REDIS + ' transfers/s':>25} {'service ratio to it':>20}   ratio in each round")
     for count in clients:
-        service, hand_redis = totals[(SERVICE, count)], totals[(HAND_REDIS, count)]
-        paired = " ".join(f"{s / h:.2f}" for s, h in zip(service.rounds, hand_redis.rounds, strict=True))
-        ratio = service.per_second / hand_redis.per_second
+        hand_redis = totals[(HAND_REDIS, count)]
+        ratio, paired = _ratios(totals[(SERVICE, count)], hand_redis)
         out(f"{count:<8} {hand_redis.per_second:>25.0f} {ratio:>20.2f}   {paired}")
     if TARGET_CLIENTS in clients:
         service, hand = totals[(SERVICE, TARGET_CLIENTS)], totals[(HAND_SQL, TARGET_CLIENTS)]
