@@ -2,6 +2,7 @@ import json
 import uuid
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import SEARCH_VAR
 from django.utils.html import format_html
 
@@ -62,9 +63,9 @@ class ViewAudit:
     def change_view(self, request, object_id, form_url="", extra_context=None):
         response = super().change_view(request, object_id, form_url=form_url, extra_context=extra_context)
         if response.status_code == 200:
-            staff_audit_record(
-                request=request, action=StaffAuditRecord.VIEW, target=f"{self.opts.label_lower}:{object_id}"
-            )
+            # The URL holds the key as the admin quotes it (a token's "_" reads "_5F"); the trail names the row.
+            target = f"{self.opts.label_lower}:{unquote(object_id)}"
+            staff_audit_record(request=request, action=StaffAuditRecord.VIEW, target=target)
         return response
 
 
