@@ -138,6 +138,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / ".data" / "celerybeat"))
 # Projections are woken after every append and caught up by beat every few seconds (a lost wake-up only delays).
 PROJECTIONS_WAKE_ON_COMMIT = env_bool("PROJECTIONS_WAKE_ON_COMMIT", True)
+# At most one wake-up per this interval (projections.services): how long a projection can lag a commit when the
+# worker is idle, against how often each web process asks Redis and the broker.
+PROJECTIONS_WAKE_INTERVAL_SECONDS = float(env("PROJECTIONS_WAKE_INTERVAL_SECONDS", "0.2"))
 # Ledger commits also put the new balances in Redis at once (read-your-writes for balance enquiries).
 BALANCES_WRITE_THROUGH = env_bool("BALANCES_WRITE_THROUGH", True)
 # Webhook deliveries (notifications.delivery): each attempt waits this long for an answer; a failed one is tried

@@ -22,12 +22,13 @@ logger = logging.getLogger(__name__)
 # ruff: noqa: S608 - table names below are the projection's own, never input
 
 
-# A run reads everything committed so far, so one wake-up per interval is as good as one per commit, and it
-# keeps broker sends off the commands' path. The first commit of an interval, in any process, takes a short
-# Redis gate and sends two fan-out wake-ups: one now, one at the interval's end, which covers every commit
-# made meanwhile by every process. The others only learn, in the same round trip, how long the gate still
-# holds, and skip Redis until then. Beat's catch-up remains the safety net for anything lost.
-WAKE_INTERVAL_SECONDS = 0.2
+# A run reads everything committed so far, so one wake-up per interval (PROJECTIONS_WAKE_INTERVAL_SECONDS) is as
+# good as one per commit, and it keeps broker sends off the commands' path. The first commit of an interval, in
+# any process, takes a short Redis gate and sends one fan-out wake-up; the worker that runs it sends itself
+# another for the interval's end, which covers every commit made meanwhile by every process (a send costs about
+# a millisecond of CPU, better the worker's than a command's). The others only learn, in the same round trip,
+# how long the gate still holds, and skip Redis until then. Beat's catch-up remains the safety net for anything
+# lost.
 WAKE_GATE_KEY = "projections:wake"
 BROKER_DOWN_PAUSE_SECONDS = 5.0
 _quiet_until = 0.0
@@ -41,7 +42,7 @@ def projections_wake(events: list[RecordedEvent]) -> None:
     now = time.monotonic()
     if now < _quiet_until:
         return
-    interval_ms = int(WAKE_INTERVAL_SECONDS * 1000)
+    interval_ms = int(settings.PROJECTIONS_WAKE_INTERVAL_SECONDS * 1000)
     try:
         pipe = cache.client().pipeline(transaction=False)
         pipe.set(WAKE_GATE_KEY, "1", nx=True, px=interval_ms)
@@ -54,8 +55,7 @@ def projections_wake(events: list[RecordedEvent]) -> None:
         from projections.tasks import projections_wake_task
 
         try:
-            projections_wake_task.delay()
-            projections_wake_task.apply_async(countdown=WAKE_INTERVAL_SECONDS)
+            projections_wake_task.delay(trail=True)
         except Exception:
             # The broker is down: this process stops trying for a while rather than make every commit wait on
             # it; the events wait in the log for beat's catch-up or the first wake-up after the pause. The

@@ -1,4 +1,5 @@
 from celery import shared_task
+from django.conf import settings
 
 from projections.engine import projection_run, projections
 from projections.services import cache_repair, caches_refill_if_lost
@@ -19,8 +20,12 @@ def _run_each() -> None:
 
 
 @shared_task(ignore_result=True)
-def projections_wake_task() -> None:
-    """Sent after commits (projections.services.projections_wake): run every projection."""
+def projections_wake_task(trail: bool = False) -> None:
+    """Sent after commits (projections.services.projections_wake): run every projection. `trail`: the commit
+    that sent it took the wake-up gate, and the commits made while the gate holds send nothing, so run every
+    projection once more when it has lapsed (sent before this run, so that a failed run does not lose it)."""
+    if trail:
+        projections_wake_task.apply_async(countdown=settings.PROJECTIONS_WAKE_INTERVAL_SECONDS)
     _run_each()
 
 

@@ -259,7 +259,7 @@ def test_broker_down_commands_commit_and_the_broker_is_not_tried_on_every_commit
                 merchant_id=merchant, amount=Money(1200, "JPY"), payment_method_token=token, actor=ACTOR
             )
         )
-        time.sleep(projection_services.WAKE_INTERVAL_SECONDS * 1.5)
+        time.sleep(settings.PROJECTIONS_WAKE_INTERVAL_SECONDS * 1.5)
     # then every command committed
     assert [eventstore.stream_version(payment.id) for payment in made] == [1, 1, 1]
     # and the broker was tried once: after a failed send the process backs off instead of making every

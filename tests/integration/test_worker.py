@@ -19,11 +19,14 @@ from fintech.eventstore import Checkpoint
 from fintech.money import Money
 from payments import services
 from payments.domain import PaymentInitiated
+from projections import cache
+from projections import services as projection_services
 from projections.cache import PAYMENT_TTL_SECONDS, payment_key
 from projections.engine import projections
 from projections.models import MerchantDailySummary, PaymentView, ProjectionState
 from projections.payments import PAYMENTS
 from projections.selectors import payment_document
+from projections.services import WAKE_GATE_KEY
 from tests.integration.conftest import WORKER_APPLICATION_NAME, wait_for
 from tests.integration.helpers import (
     ACTOR,
@@ -39,6 +42,8 @@ from tests.integration.helpers import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
+# Long enough for the worker to project a payment before the gate lapses, on a slow machine too.
+WAKE_INTERVAL = 4.0
 # Enough for several of the worker's 500-event batches, so that the kill lands inside one of them.
 KILL_EVENTS = 3000
 
@@ -115,6 +120,35 @@ def test_appended_payment_reaches_read_table_and_cache(worker, redis_db):
     assert body["refunded_amount"] == {"amount": 300, "currency": "JPY"}
     assert body["status"] == "partially_refunded"
     assert worker.tasks_succeeded("projections.tasks.projections_catch_up_task") == 0
+
+
+def test_a_commit_made_while_the_wake_up_gate_holds_is_projected_at_the_interval_s_end(worker, settings, monkeypatch):
+    # given a running worker whose beat stays quiet, a wake-up interval of a few seconds for it and for this
+    # process, and no gate taken yet
+    settings.PROJECTIONS_WAKE_INTERVAL_SECONDS = WAKE_INTERVAL
+    worker.env["PROJECTIONS_WAKE_INTERVAL_SECONDS"] = str(WAKE_INTERVAL)
+    worker.env["PROJECTIONS_CATCH_UP_SECONDS"] = "3600"
+    worker.start()
+    cache.client().delete(WAKE_GATE_KEY)
+    monkeypatch.setattr(projection_services, "_quiet_until", 0.0)
+    merchant = unique_merchant_id("trail")
+    token = card_token(merchant)
+
+    def projected(payment_id: uuid.UUID) -> bool:
+        return PaymentView.objects.filter(payment_id=payment_id).exists()
+
+    def initiate(amount: int) -> uuid.UUID:
+        money = Money(amount, "JPY")
+        return services.payment_initiate(merchant_id=merchant, amount=money, payment_method_token=token, actor=ACTOR).id
+
+    # when a payment is initiated, its commit's wake-up has the worker project it, and a second payment is
+    # initiated while the gate still holds: its commit sends no wake-up
+    first = initiate(100)
+    wait_for(lambda: projected(first), what="the first payment in the read table", worker=worker)
+    assert cache.client().pttl(WAKE_GATE_KEY) > 0, "the first projection took longer than the interval"
+    second = initiate(200)
+    # then the worker's trailing wake-up, at the interval's end, projects the second one too
+    wait_for(lambda: projected(second), what="the second payment in the read table", worker=worker)
 
 
 def test_worker_killed_mid_batch_applies_every_event_exactly_once(worker, settings):
